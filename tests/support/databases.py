@@ -1,0 +1,30 @@
+"""A scratch PostgreSQL database per test session (created and dropped by the tests)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import asyncpg
+
+ADMIN_URL = os.environ.get("TTCS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def create_scratch() -> tuple[str, str]:
+    """Create ``ttcs_test_<random>``; returns (SQLAlchemy URL, name)."""
+    name = f"ttcs_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}", name
+
+
+async def drop_scratch(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,0 +1,65 @@
+"""The boundary where library exceptions become the hub's own (see :mod:`ttcs.core.errors`).
+
+Every adapter wraps its library calls in one of these context managers, so no caller above
+``ttcs.adapters`` ever has to catch an aiomqtt, aiohttp, pymodbus or pysnmp exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import aiomqtt
+
+from ..core.errors import AuthFailed, DeviceTimeout, DeviceUnreachable, ProtocolError
+
+T = TypeVar("T")
+
+#: MQTT CONNACK codes (3.1.1) and reason codes (5) that mean "your credentials are refused"
+_MQTT_AUTH_CODES = {4, 5, 134, 135}
+
+
+def mqtt_auth_failed(exc: BaseException) -> bool:
+    rc = getattr(exc, "rc", None)
+    value = getattr(rc, "value", rc)
+    return isinstance(exc, aiomqtt.MqttCodeError) and value in _MQTT_AUTH_CODES
+
+
+@contextmanager
+def map_mqtt_errors(what: str) -> Iterator[None]:
+    """Translate aiomqtt/socket errors raised while doing ``what``."""
+    try:
+        yield
+    except aiomqtt.MqttError as exc:
+        if mqtt_auth_failed(exc):
+            raise AuthFailed(f"{what}: broker refused the credentials ({exc})") from exc
+        if "timed out" in str(exc).lower():
+            raise DeviceTimeout(f"{what}: {exc}") from exc
+        raise DeviceUnreachable(f"{what}: {exc}") from exc
+    except ssl.SSLError as exc:
+        raise DeviceUnreachable(f"{what}: TLS failed ({exc.reason or exc})") from exc
+    except TimeoutError as exc:
+        raise DeviceTimeout(f"{what}: timed out") from exc
+    except OSError as exc:
+        raise DeviceUnreachable(f"{what}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def map_decode_errors(what: str) -> Iterator[None]:
+    """Translate payload decoding/validation errors into :class:`ProtocolError`."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        # pydantic.ValidationError and json.JSONDecodeError are ValueErrors
+        raise ProtocolError(f"{what}: {str(exc).splitlines()[0][:300]}") from exc
+
+
+async def with_timeout(seconds: float, what: str, awaitable: Awaitable[T]) -> T:
+    """Await for at most ``seconds``; on expiry raise :class:`DeviceTimeout`."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError as exc:
+        raise DeviceTimeout(f"{what}: no answer within {seconds:g} s") from exc

@@ -1,0 +1,260 @@
+"""A shared, self-healing MQTT connection.
+
+One :class:`MqttConnection` per broker serves every driver that talks through it: handlers
+subscribe to topic filters, the connection re-subscribes after every reconnect, and reconnects
+with exponential backoff and jitter (leaving and re-entering ``async with aiomqtt.Client``).
+Losing and regaining the broker is logged once each, not once per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiomqtt
+import structlog
+from pydantic import SecretStr
+
+from ..core.config import redact_url
+from ..core.errors import AuthFailed, ConfigError, DeviceError, DeviceUnreachable
+from .errors import map_mqtt_errors
+
+log = structlog.get_logger("ttcs.mqtt")
+
+Handler = Callable[[aiomqtt.Message], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where a broker is and how to log in: parsed from ``mqtt[s]://user:pass@host:port``.
+
+    Query options: ``ca`` (CA file for TLS), ``insecure=1`` (skip hostname check, tests only),
+    ``version=5`` (MQTT 5, needed for shared subscriptions).
+    """
+
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    insecure: bool = False
+    version: int = 4  # 4 = MQTT 3.1.1, 5 = MQTT 5
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttEndpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigError(f"MQTT URL must start with mqtt:// or mqtts://, got "
+                              f"{redact_url(url)!r}")
+        if not parts.hostname:
+            raise ConfigError(f"MQTT URL has no host: {redact_url(url)!r}")
+        tls = parts.scheme in ("mqtts", "ssl")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return cls(
+            host=parts.hostname, port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=SecretStr(unquote(parts.password)) if parts.password else None,
+            tls=tls, ca_file=query.get("ca"), insecure=query.get("insecure") in ("1", "true"),
+            version=int(query.get("version", "4")),
+        )
+
+    @property
+    def display(self) -> str:
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "hostname": self.host, "port": self.port, "username": self.username,
+            "password": self.password.get_secret_value() if self.password else None,
+            "protocol": (aiomqtt.ProtocolVersion.V5 if self.version == 5
+                         else aiomqtt.ProtocolVersion.V311),
+        }
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            if self.insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            kwargs["tls_context"] = context
+        return kwargs
+
+
+@dataclass
+class _Subscription:
+    filter: str
+    qos: int
+    handlers: list[Handler] = field(default_factory=list)
+
+
+class MqttConnection:
+    """One long-lived client connection with reconnect, re-subscribe and topic routing."""
+
+    def __init__(self, endpoint: MqttEndpoint, *, client_id: str | None = None,
+                 will: aiomqtt.Will | None = None, keepalive: int = 30,
+                 on_connect: Callable[[], Awaitable[None]] | None = None,
+                 backoff: tuple[float, float] = (0.5, 30.0), clean_session: bool = True,
+                 **client_options: Any) -> None:
+        self.endpoint = endpoint
+        self.client_id = client_id or f"ttcs-{uuid.uuid4().hex[:12]}"
+        self._will = will
+        self._keepalive = keepalive
+        self._on_connect = on_connect
+        self._backoff = backoff
+        self._clean_session = clean_session
+        self._options = client_options
+        self._subs: dict[str, _Subscription] = {}
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.connected = asyncio.Event()
+        self.last_error: DeviceError | None = None
+        self.connects = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, wait: float | None = None) -> None:
+        """Start connecting in the background; with ``wait``, wait that long for the first
+        connection and raise the reason if it did not come."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"mqtt:{self.client_id}")
+        if wait is not None:
+            await self.wait_connected(wait)
+
+    async def wait_connected(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), timeout)
+        if not self.connected.is_set():
+            if self.last_error is not None:
+                raise self.last_error
+            raise DeviceUnreachable(f"no connection to broker {self.endpoint.display} within "
+                                    f"{timeout:g} s")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.connected.clear()
+
+    def drop(self) -> None:
+        """Close the socket without DISCONNECT (the broker then publishes the will).
+
+        Used by simulators to model a cut cable or power loss; the run loop reconnects unless
+        stopped.
+        """
+        client = self._client
+        if client is not None:
+            sock = client._client.socket()
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    async def _run(self) -> None:
+        delay = self._backoff[0]
+        down_logged = False
+        while not self._stopping:
+            try:
+                with map_mqtt_errors(f"broker {self.endpoint.display}"):
+                    async with aiomqtt.Client(
+                            identifier=self.client_id, will=self._will, keepalive=self._keepalive,
+                            clean_session=(self._clean_session
+                                           if self.endpoint.version != 5 else None),
+                            **self.endpoint.client_kwargs(), **self._options) as client:
+                        self._client = client
+                        for sub in list(self._subs.values()):
+                            await client.subscribe(sub.filter, qos=sub.qos)
+                        self.connects += 1
+                        self.last_error = None
+                        self.connected.set()
+                        if down_logged:
+                            log.info("mqtt.restored", broker=self.endpoint.display,
+                                     client=self.client_id)
+                            down_logged = False
+                        delay = self._backoff[0]
+                        if self._on_connect is not None:
+                            await self._on_connect()
+                        async for message in client.messages:
+                            await self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except DeviceError as exc:
+                self.last_error = exc
+            except Exception as exc:  # aiomqtt internals can raise odd errors on a dead socket
+                self.last_error = DeviceUnreachable(f"broker {self.endpoint.display}: {exc!r}")
+            finally:
+                self._client = None
+                self.connected.clear()
+            if self._stopping:
+                break
+            if not down_logged:
+                log.warning("mqtt.lost", broker=self.endpoint.display, client=self.client_id,
+                            reason=str(self.last_error))
+                down_logged = True
+            if isinstance(self.last_error, AuthFailed):
+                delay = self._backoff[1]  # hammering a broker with bad credentials helps no one
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._backoff[1])
+
+    # -- routing ------------------------------------------------------------------------------
+
+    async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Route messages matching ``topic_filter`` to ``handler`` (now and after reconnects)."""
+        sub = self._subs.get(topic_filter)
+        if sub is None:
+            sub = self._subs[topic_filter] = _Subscription(topic_filter, qos)
+            if self._client is not None and self.connected.is_set():
+                with contextlib.suppress(aiomqtt.MqttError), map_mqtt_errors("subscribe"):
+                    await self._client.subscribe(topic_filter, qos=qos)
+        sub.handlers.append(handler)
+
+    async def unsubscribe(self, topic_filter: str, handler: Handler) -> None:
+        sub = self._subs.get(topic_filter)
+        if sub is None:
+            return
+        with contextlib.suppress(ValueError):
+            sub.handlers.remove(handler)
+        if not sub.handlers:
+            del self._subs[topic_filter]
+            if self._client is not None and self.connected.is_set():
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self._client.unsubscribe(topic_filter)
+
+    async def _dispatch(self, message: aiomqtt.Message) -> None:
+        for sub in list(self._subs.values()):
+            if message.topic.matches(sub.filter):
+                for handler in list(sub.handlers):
+                    try:
+                        result = handler(message)
+                        if result is not None:
+                            await result
+                    except Exception:  # one bad handler must not kill the connection
+                        log.exception("mqtt.handler_failed", topic=str(message.topic))
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1,
+                      retain: bool = False, timeout: float = 5.0) -> None:
+        """Publish; waits up to ``timeout`` for a connection and for the broker's ack."""
+        if not self.connected.is_set():
+            await self.wait_connected(timeout)
+        client = self._client
+        if client is None:
+            raise self.last_error or DeviceUnreachable(f"broker {self.endpoint.display} is down")
+        with map_mqtt_errors(f"publish to {self.endpoint.display}"):
+            await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+
+
+__all__ = ["MqttConnection", "MqttEndpoint"]

@@ -1,0 +1,72 @@
+"""Connections shared by all drivers of one hub process, opened lazily, closed once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+
+from ..core.config import Settings
+from .mqtt import MqttConnection, MqttEndpoint
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+class Transports:
+    """Hands out shared transports: one MQTT connection per broker URL, one HTTP session,
+    and any per-plugin shared object (``shared(key, factory)``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._mqtt: dict[str, MqttConnection] = {}
+        self._http: aiohttp.ClientSession | None = None
+        self._shared: dict[str, Any] = {}
+        self._mqtt_lock = asyncio.Lock()
+        self._shared_lock = asyncio.Lock()  # held while a factory runs; factories may ask for mqtt
+
+    async def mqtt(self, url: str | None = None, *, client_id: str | None = None,
+                   **options: Any) -> MqttConnection:
+        """The shared connection to ``url`` (default: the hub's broker), started."""
+        url = url or self.settings.mqtt_url
+        async with self._mqtt_lock:
+            conn = self._mqtt.get(url)
+            if conn is None:
+                conn = MqttConnection(MqttEndpoint.from_url(url), client_id=client_id or
+                                      f"{self.settings.hub_id}-{len(self._mqtt)}-"
+                                      f"{id(self) & 0xFFFF:x}", **options)
+                self._mqtt[url] = conn
+                await conn.start()
+        return conn
+
+    async def http(self) -> aiohttp.ClientSession:
+        """A shared HTTP client session (connection pooling across devices)."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.command_timeout),
+                connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
+        return self._http
+
+    async def shared(self, key: str, factory: Callable[[], Awaitable[C]]) -> C:
+        """A per-process singleton for ``key``, created by ``factory`` on first use."""
+        async with self._shared_lock:
+            if key not in self._shared:
+                self._shared[key] = await factory()
+            return self._shared[key]  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        for obj in list(self._shared.values()):
+            await obj.close()
+        self._shared.clear()
+        for conn in list(self._mqtt.values()):
+            await conn.stop()
+        self._mqtt.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None

@@ -1,0 +1,100 @@
+"""Hub settings: defaults for a laptop, a file for a deployment, environment on top.
+
+Precedence, lowest first: built-in defaults, the config file (YAML), ``TTCS_*`` environment
+variables. Secrets (database or broker passwords) can sit in the URLs or be read from files
+named by ``*_FILE`` variables; they are never logged (see :func:`redact_url`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..schemas.errors import explain
+from .errors import ConfigError
+
+DEFAULT_MQTT_PORT = 11883  # not 1883: the embedded broker must not collide with a system one
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path = Field(default=Path("var"), description="state directory (SQLite, media, keys)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL; "
+                                     "default: SQLite under home")
+    mqtt_url: str = f"mqtt://127.0.0.1:{DEFAULT_MQTT_PORT}"
+    embedded_broker: bool = Field(default=False, description="start an in-process MQTT broker "
+                                  "listening on mqtt_url's host and port")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    hub_id: str = "hub"
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an ack")
+    probe_timeout: float = Field(default=5.0, gt=0)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'ttcs.db'}"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+_ENV = {
+    "TTCS_HOME": "home",
+    "TTCS_DATABASE_URL": "database_url",
+    "TTCS_MQTT_URL": "mqtt_url",
+    "TTCS_EMBEDDED_BROKER": "embedded_broker",
+    "TTCS_API_HOST": "api_host",
+    "TTCS_API_PORT": "api_port",
+    "TTCS_HUB_ID": "hub_id",
+    "TTCS_LOG_FORMAT": "log_format",
+    "TTCS_LOG_LEVEL": "log_level",
+}
+
+
+def load_settings(path: Path | str | None = None, env: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings from defaults, ``path`` (YAML), the environment and explicit overrides."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    path = path or env.get("TTCS_CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of settings")
+        data.update(loaded)
+    for var, key in _ENV.items():
+        if var in env and env[var] != "":
+            data[key] = env[var]
+        if f"{var}_FILE" in env:  # secrets from files (Docker/systemd credentials style)
+            try:
+                data[key] = Path(env[f"{var}_FILE"]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {var}_FILE: {exc}") from exc
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {explain(exc)}") from exc
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to log or print)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

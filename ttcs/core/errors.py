@@ -1,0 +1,102 @@
+"""The hub's own exceptions. Adapters translate every library error into one of these.
+
+Grouped by what the caller should do about them: device errors carry ``retryable``, so the
+dispatcher and the poller decide by type, never by parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class TTCSError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+# -- device errors: raised by drivers and adapters -------------------------------------------
+
+
+class DeviceError(TTCSError):
+    """Something went wrong talking to a device."""
+
+    retryable = False
+
+
+class DeviceUnreachable(DeviceError):
+    """No connection to the device (refused, reset, no route, broker down)."""
+
+    retryable = True
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer in time."""
+
+    retryable = True
+
+
+class DeviceNotReady(DeviceError):
+    """The device answered that it is busy or starting; try again later."""
+
+    retryable = True
+
+
+class AuthFailed(DeviceError):
+    """The device (or its broker) refused our credentials; retrying will not help."""
+
+
+class ProtocolError(DeviceError):
+    """The device answered something we cannot understand (garbage, wrong shape)."""
+
+    retryable = True
+
+
+class CommandRejected(DeviceError):
+    """The device understood the command and refused it."""
+
+    def __init__(self, message: str, code: str = "rejected") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UnsupportedCommand(DeviceError):
+    """The device lacks the capability the command needs (checked before the driver)."""
+
+
+class PermanentDeviceError(DeviceError):
+    """A failure that will not go away by retrying (wrong model, bad configuration)."""
+
+
+# -- plugin errors ---------------------------------------------------------------------------
+
+
+class PluginError(TTCSError):
+    """A plugin could not be loaded or used."""
+
+
+class PluginRefused(PluginError):
+    """The plugin failed validation (import error, bad manifest, SDK mismatch)."""
+
+
+class UnknownPlugin(PluginError):
+    """No loaded plugin has this id."""
+
+
+# -- registry and input errors ---------------------------------------------------------------
+
+
+class RegistryError(TTCSError):
+    """A registry operation cannot be done as asked."""
+
+
+class NotFound(RegistryError):
+    """The named area, device, group or item does not exist."""
+
+
+class Conflict(RegistryError):
+    """The operation clashes with what exists (a duplicate serial, a cycle in the tree)."""
+
+
+class InvalidInput(TTCSError):
+    """Input from a person, file or API failed validation; the message says what to fix."""
+
+
+class ConfigError(TTCSError):
+    """The hub's own configuration is wrong."""

@@ -1,0 +1,400 @@
+"""The hub runtime: plugins loaded, a driver supervised per device, health tracked.
+
+Data flows one way down (command → driver → transport → device) and one way up (device →
+transport → driver → :class:`DeviceSupervisor` → status/events → store and bus). A device that
+is offline at start-up, hangs, or answers garbage costs its own supervisor some retries and
+nothing else: no supervisor waits on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from ..adapters.errors import with_timeout
+from ..adapters.pool import Transports
+from ..schemas import (
+    AlarmEvent,
+    Command,
+    CommandResult,
+    CommandResultEvent,
+    Connectivity,
+    ConnectivityEvent,
+    Device,
+    DeviceDiscoveredEvent,
+    DeviceInfo,
+    DeviceKind,
+    DeviceStatus,
+    DeviceStatusEvent,
+    IotClass,
+    PlayEvent,
+)
+from .config import Settings
+from .driver import DeviceDriver, DriverContext, require_capability
+from .errors import AuthFailed, DeviceError
+from .events import EventBus
+from .plugins import PluginManager, default_manager
+from .poller import Poller
+from .recorder import EventRecorder, StatusWriter
+from .registry import Registry
+from .store import Store
+
+log = structlog.get_logger("ttcs.hub")
+
+#: consecutive failed polls before a poll device is declared offline (degraded before that)
+OFFLINE_AFTER_FAILURES = 3
+
+
+class DeviceSupervisor:
+    """Runs one device's driver: starts it (retrying), polls it, and relays what it reports."""
+
+    def __init__(self, hub: Hub, device: Device) -> None:
+        self.hub = hub
+        self.device = device
+        self.driver: DeviceDriver | None = None
+        self.status: DeviceStatus | None = None
+        self.connectivity = Connectivity.UNKNOWN
+        self.failures = 0
+        self.last_error: str | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self.log = log.bind(device=device.id, plugin=device.plugin, area=device.area_code)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the driver and start it in the background (never blocks on the device)."""
+        self.driver = self.hub.make_driver(self.device, link=self)
+        self._starter = asyncio.create_task(self._start_with_retry(),
+                                            name=f"start:{self.device.id}")
+
+    async def _start_with_retry(self) -> None:
+        assert self.driver is not None
+        delay = 1.0
+        while True:
+            try:
+                await with_timeout(self.hub.settings.probe_timeout * 2,
+                                   f"starting driver for {self.device.id}", self.driver.start())
+                break
+            except DeviceError as exc:
+                self._failed(exc)
+            except Exception as exc:  # a plugin bug: log it, keep the hub running
+                self.log.exception("driver.start_crashed")
+                self._failed(DeviceError(f"driver crashed on start: {exc!r}"))
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 60.0)
+        driver_cls = type(self.driver)
+        if driver_cls.iot_class is IotClass.POLL:
+            self.hub.poller.add(self.device.id, driver_cls.poll_interval, self.poll,
+                                timeout=self.hub.settings.command_timeout + 1)
+
+    async def stop(self) -> None:
+        self.hub.poller.remove(self.device.id)
+        if self._starter is not None:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starter
+        if self.driver is not None:
+            try:
+                await asyncio.wait_for(self.driver.stop(), 5)
+            except Exception:
+                self.log.warning("driver.stop_failed", exc_info=True)
+
+    # -- polling ------------------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        assert self.driver is not None
+        try:
+            status = await with_timeout(self.hub.settings.command_timeout,
+                                        f"polling {self.device.id}", self.driver.read_status())
+        except DeviceError as exc:
+            self._failed(exc)
+            return
+        except Exception as exc:
+            self.log.exception("driver.poll_crashed")
+            self._failed(DeviceError(f"driver crashed while polling: {exc!r}"))
+            return
+        self.failures = 0
+        if status.connectivity is Connectivity.UNKNOWN:
+            status = status.model_copy(update={"connectivity": Connectivity.ONLINE})
+        self.report_status(status)
+
+    def _failed(self, exc: DeviceError) -> None:
+        self.failures += 1
+        self.last_error = str(exc)
+        hopeless = isinstance(exc, AuthFailed) or self.failures >= OFFLINE_AFTER_FAILURES
+        if hopeless or self.connectivity in (Connectivity.UNKNOWN, Connectivity.OFFLINE):
+            target = Connectivity.OFFLINE
+        else:
+            target = Connectivity.DEGRADED
+        if target is not self.connectivity:
+            base = self.status or DeviceStatus()
+            self.report_status(base.model_copy(update={"connectivity": target}),
+                               reason=self.last_error)
+
+    # -- HubLink: what the driver reports -----------------------------------------------------
+
+    def report_status(self, status: DeviceStatus, reason: str | None = None) -> None:
+        self.hub.apply_status(self, status, reason)
+
+    def report_event(self, event: PlayEvent | AlarmEvent) -> None:
+        self.hub.bus.publish(event.model_copy(update={"device_id": self.device.id,
+                                                      "area_code": self.device.area_code}))
+
+
+class Hub:
+    """The hub process: store, plugins, transports, supervisors, poller, event bus."""
+
+    def __init__(self, settings: Settings, plugins: PluginManager | None = None) -> None:
+        self.settings = settings
+        self.plugins = plugins or default_manager()
+        self.bus = EventBus()
+        self.poller = Poller()
+        self.transports = Transports(settings)
+        self.supervisors: dict[str, DeviceSupervisor] = {}
+        self._store: Store | None = None
+        self._registry: Registry | None = None
+        self._discoveries: list[Any] = []
+        self._status_writer: StatusWriter | None = None
+        self._recorder: EventRecorder | None = None
+        self._broker: Any = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self.started = False
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("hub not opened: call await hub.open() first")
+        return self._store
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("hub not opened: call await hub.open() first")
+        return self._registry
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> Hub:
+        """Open the store (migrating it) — enough for the CLI's one-shot commands."""
+        if self._store is None:
+            self._store = await Store.open(self.settings)
+            self._registry = Registry(self._store, self.plugins, self.probe)
+        return self
+
+    async def start(self) -> None:
+        """Run: embedded broker, discovery, a supervisor per device, poller, recorders."""
+        await self.open()
+        if self.settings.embedded_broker:
+            from .broker import EmbeddedBroker
+
+            self._broker = EmbeddedBroker.from_url(self.settings.mqtt_url)
+            await self._broker.start()
+        self._status_writer = StatusWriter(self.registry)
+        self._status_writer.start()
+        self._recorder = EventRecorder(self.store, self.bus)
+        self._recorder.start()
+        for plugin in self.plugins.loaded():
+            for service_cls in plugin.discoveries:
+                service = service_cls(self.settings, self.transports, self._found)
+                try:
+                    await service.start()
+                    self._discoveries.append(service)
+                except Exception:
+                    log.exception("discovery.failed", plugin=plugin.id)
+        for device in await self.registry.list_devices():
+            await self.supervise(device)
+        self.poller.start()
+        self.started = True
+        log.info("hub.started", devices=len(self.supervisors),
+                 plugins=[p.id for p in self.plugins.loaded()])
+
+    async def stop(self) -> None:
+        self.started = False
+        for service in self._discoveries:
+            with contextlib.suppress(Exception):
+                await service.stop()
+        self._discoveries.clear()
+        await self.poller.stop()
+        await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
+                             return_exceptions=True)
+        self.supervisors.clear()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._status_writer is not None:
+            await self._status_writer.stop()
+        if self._recorder is not None:
+            await self._recorder.stop()
+        await self.transports.close()
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+            self._registry = None
+
+    async def __aenter__(self) -> Hub:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, kept until done and cancelled on stop."""
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- drivers ------------------------------------------------------------------------------
+
+    def driver_config(self, device: Device) -> BaseModel:
+        return self.registry.validate_config(device.plugin, device.kind, device.config)
+
+    def make_driver(self, device: Device, link: Any = None) -> DeviceDriver:
+        cls = self.plugins.driver_class(device.plugin, device.kind)
+        sup_log = log.bind(device=device.id, plugin=device.plugin, area=device.area_code)
+        context = DriverContext(
+            config=self.driver_config(device), settings=self.settings,
+            transports=self.transports, device=device, log=sup_log,
+            parent=lambda: self._parent_driver(device))
+        if link is not None:
+            context.link = link
+        return cls(context)
+
+    def _parent_driver(self, device: Device) -> DeviceDriver | None:
+        if device.parent_id is None:
+            return None
+        parent = self.supervisors.get(device.parent_id)
+        return parent.driver if parent else None
+
+    async def supervise(self, device: Device) -> DeviceSupervisor:
+        """Start (or restart) supervising ``device``."""
+        old = self.supervisors.pop(device.id, None)
+        if old is not None:
+            await old.stop()
+        sup = DeviceSupervisor(self, device)
+        self.supervisors[device.id] = sup
+        try:
+            await sup.start()
+        except Exception as exc:  # bad stored config, plugin gone: keep the others going
+            sup.last_error = str(exc)
+            log.error("device.unsupervised", device=device.id, error=str(exc))
+        return sup
+
+    async def unsupervise(self, device_id: str) -> None:
+        sup = self.supervisors.pop(device_id, None)
+        if sup is not None:
+            await sup.stop()
+
+    @contextlib.asynccontextmanager
+    async def driver_for(self, device: Device) -> AsyncIterator[DeviceDriver]:
+        """The running driver of ``device``, or a short-lived one (CLI use without a hub)."""
+        sup = self.supervisors.get(device.id)
+        if sup is not None and sup.driver is not None:
+            yield sup.driver
+            return
+        driver = self.make_driver(device)
+        try:
+            await with_timeout(self.settings.probe_timeout, f"starting driver for {device.id}",
+                               driver.start())
+            yield driver
+        finally:
+            with contextlib.suppress(Exception):
+                await driver.stop()
+
+    async def probe(self, plugin_id: str, kind: DeviceKind, config: BaseModel) -> DeviceInfo:
+        """Probe a device that is not registered yet (test before configure)."""
+        cls = self.plugins.driver_class(plugin_id, kind)
+        driver = cls(DriverContext(config=config, settings=self.settings,
+                                   transports=self.transports))
+        try:
+            await with_timeout(self.settings.probe_timeout, "starting driver", driver.start())
+            return await with_timeout(self.settings.probe_timeout * 2, "probe", driver.probe())
+        finally:
+            with contextlib.suppress(Exception):
+                await driver.stop()
+
+    # -- commands and status ------------------------------------------------------------------
+
+    async def execute(self, device_id: str, command: Command, *, actor: str | None = None
+                      ) -> CommandResult:
+        """Check the capability, run ``command`` on the device, publish and audit the result."""
+        device = await self.registry.get_device(device_id)
+        try:
+            require_capability(device.capabilities, command)
+            async with self.driver_for(device) as driver:
+                result = await driver.execute(command)
+        except DeviceError as exc:
+            if actor:
+                await self.store.audit.record(actor, "device.command", device_id,
+                                              outcome="failed", detail={
+                                                  "type": command.type, "id": command.id,
+                                                  "error": str(exc)})
+            raise
+        self.bus.publish(CommandResultEvent(device_id=device_id, area_code=device.area_code,
+                                            result=result))
+        if actor:
+            await self.store.audit.record(actor, "device.command", device_id, detail={
+                "type": command.type, "id": command.id, "status": result.status.value,
+                "code": result.code})
+        return result
+
+    async def read_status(self, device_id: str) -> DeviceStatus:
+        """Live status from the device (through its driver)."""
+        device = await self.registry.get_device(device_id)
+        async with self.driver_for(device) as driver:
+            status = await with_timeout(self.settings.command_timeout, f"status of {device_id}",
+                                        driver.read_status())
+        if status.connectivity is Connectivity.UNKNOWN and type(driver).iot_class is IotClass.POLL:
+            status = status.model_copy(update={"connectivity": Connectivity.ONLINE})
+        return status
+
+    def apply_status(self, sup: DeviceSupervisor, status: DeviceStatus,
+                     reason: str | None = None) -> None:
+        """Take a status reported for a supervised device: state, events, store."""
+        previous = sup.connectivity
+        current = status.connectivity
+        sup.status = status
+        device = sup.device
+        if current is not previous:
+            sup.connectivity = current
+            if current is Connectivity.OFFLINE:
+                sup.log.warning("device.offline", reason=reason or sup.last_error)
+            elif current is Connectivity.ONLINE and previous is not Connectivity.UNKNOWN:
+                sup.log.info("device.online")
+            self.bus.publish(ConnectivityEvent(device_id=device.id, area_code=device.area_code,
+                                               previous=previous, current=current, reason=reason))
+        if status.firmware and status.firmware != device.firmware:
+            sup.log.info("device.firmware_changed", old=device.firmware, new=status.firmware)
+            sup.device = device = device.model_copy(update={"firmware": status.firmware})
+            info = DeviceInfo(serial=device.serial, vendor=device.vendor, model=device.model,
+                              firmware=status.firmware, kind=device.kind)
+            self.spawn(self.registry.update_identity(device.id, info))
+        self.bus.publish(DeviceStatusEvent(device_id=device.id, area_code=device.area_code,
+                                           status=status))
+        if self._status_writer is not None:
+            self._status_writer.put(device.id, status)
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def _found(self, plugin_id: str, info: DeviceInfo, config: dict[str, Any]) -> None:
+        if any(s.device.serial == info.serial and s.device.vendor == info.vendor
+               for s in self.supervisors.values()):
+            return
+        self.spawn(self._record_found(plugin_id, info, config))
+
+    async def _record_found(self, plugin_id: str, info: DeviceInfo,
+                            config: dict[str, Any]) -> None:
+        if await self.registry.record_discovered(plugin_id, info, config):
+            log.info("device.discovered", plugin=plugin_id, serial=info.serial,
+                     model=info.model)
+            self.bus.publish(DeviceDiscoveredEvent(plugin=plugin_id, info=info))

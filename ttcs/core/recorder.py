@@ -1,0 +1,134 @@
+"""Writers that move high-rate state from memory to the store in batches.
+
+Status arrives far more often than it needs to be written (heartbeats, telemetry): the
+:class:`StatusWriter` keeps only the latest status per device and writes them all once a
+second in one transaction. The :class:`EventRecorder` appends events (except raw status
+updates, which live in ``device_state``) in batches as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import insert
+
+from ..schemas import DeviceStatus, Event
+from .events import EventBus
+from .store import Store
+from .store.tables import DeviceStateRow, EventRow
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+log = structlog.get_logger("ttcs.recorder")
+
+
+class StatusWriter:
+    def __init__(self, registry: Registry, interval: float = 1.0) -> None:
+        self._registry = registry
+        self._interval = interval
+        self._pending: dict[str, DeviceStatus] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.writes = 0
+
+    def put(self, device_id: str, status: DeviceStatus) -> None:
+        self._pending[device_id] = status
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="status-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("status_writer.flush_failed")
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        store = self._registry.store
+        async with store.sessions.begin() as s:
+            for device_id, status in batch.items():
+                row = await s.get(DeviceStateRow, device_id)
+                if row is None:
+                    continue  # removed meanwhile
+                row.connectivity = status.connectivity.value
+                row.status = status.model_dump(mode="json")
+                row.updated_at = status.reported_at
+        self.writes += len(batch)
+
+
+class EventRecorder:
+    """Persists bus events (all but ``device.status``) in batches."""
+
+    SKIP = frozenset({"device.status"})
+
+    def __init__(self, store: Store, bus: EventBus, *, batch: int = 500) -> None:
+        self._store = store
+        self._bus = bus
+        self._batch = batch
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100_000)
+        self._unsubscribe = bus.subscribe(self._take)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+
+    def _take(self, event: Event) -> None:
+        if event.type in self.SKIP:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-recorder")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._drain()
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            await self._write([first, *self._take_ready()])
+
+    def _take_ready(self) -> list[Event]:
+        items: list[Event] = []
+        while len(items) < self._batch - 1:
+            try:
+                items.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return items
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            await self._write(self._take_ready() or [self._queue.get_nowait()])
+
+    async def _write(self, events: list[Event]) -> None:
+        rows = [{"id": e.id, "type": e.type, "at": e.at, "device_id": e.device_id,
+                 "area_code": e.area_code, "payload": e.model_dump(mode="json")} for e in events]
+        try:
+            async with self._store.sessions.begin() as s:
+                await s.execute(insert(EventRow), rows)
+            self.written += len(rows)
+        except Exception:
+            log.exception("event_recorder.write_failed", count=len(rows))

@@ -1,0 +1,545 @@
+"""The device registry: areas (a tree of any depth), devices, groups, discovered devices.
+
+Every change made on behalf of a person goes through here and is audited in the same
+transaction. Registering a device validates its plugin configuration, *probes* it (test before
+configure) and keys it by the serial (or MAC) the device reports, never by its address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..schemas import (
+    VILLAGE_LEVEL,
+    Area,
+    Connectivity,
+    Device,
+    DeviceInfo,
+    DeviceKind,
+    DeviceSpec,
+    DeviceStatus,
+    DiscoveredDevice,
+    Group,
+    Location,
+)
+from ..schemas.errors import explain
+from .errors import Conflict, InvalidInput, NotFound, UnknownPlugin
+from .plugins import PluginManager
+from .store import Store
+from .store.tables import (
+    AreaRow,
+    DeviceGroupRow,
+    DeviceRow,
+    DeviceStateRow,
+    DiscoveredRow,
+    GroupRow,
+)
+
+log = structlog.get_logger("ttcs.registry")
+
+#: probes a device: (plugin id, kind, validated config) -> what the device says it is
+Prober = Callable[[str, DeviceKind, BaseModel], Awaitable[DeviceInfo]]
+
+
+@dataclass
+class RowReport:
+    """Outcome of one row of a bulk import."""
+
+    row: int
+    ok: bool
+    id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class ImportReport:
+    rows: list[RowReport] = field(default_factory=list)
+    committed: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+
+def _area(row: AreaRow) -> Area:
+    return Area(code=row.code, name=row.name, type=row.type, parent_code=row.parent_code)
+
+
+class Registry:
+    """Areas, devices and groups over the store."""
+
+    def __init__(self, store: Store, plugins: PluginManager, prober: Prober) -> None:
+        self.store = store
+        self.plugins = plugins
+        self._probe = prober
+
+    # -- areas --------------------------------------------------------------------------------
+
+    async def import_areas(self, areas: Sequence[Area], actor: str) -> tuple[int, int]:
+        """Create or update areas; parents may come in the same batch. Returns (new, updated)."""
+        by_code = {a.code: a for a in areas}
+        if len(by_code) != len(areas):
+            dup = sorted({a.code for a in areas if sum(b.code == a.code for b in areas) > 1})
+            raise InvalidInput(f"area code(s) listed twice: {', '.join(dup[:10])}")
+        async with self.store.sessions.begin() as s:
+            existing = {r.code: r for r in (await s.execute(select(AreaRow))).scalars()}
+            parent_of = {code: row.parent_code for code, row in existing.items()}
+            parent_of.update({a.code: a.parent_code for a in areas})
+            for a in areas:
+                if a.parent_code and a.parent_code not in parent_of:
+                    raise InvalidInput(f"area {a.code} ({a.name}): parent {a.parent_code} is "
+                                       "neither in the file nor registered")
+                _check_no_cycle(a.code, parent_of)
+            created = updated = 0
+            for a in _parents_first(areas, by_code):
+                row = existing.get(a.code)
+                if row is None:
+                    s.add(AreaRow(code=a.code, name=a.name, type=a.type.value,
+                                  parent_code=a.parent_code))
+                    created += 1
+                elif (row.name, row.type, row.parent_code) != (a.name, a.type.value,
+                                                                a.parent_code):
+                    row.name, row.type, row.parent_code = a.name, a.type.value, a.parent_code
+                    updated += 1
+                await s.flush()
+            await self.store.audit.record(actor, "area.import", None, session=s,
+                                          detail={"created": created, "updated": updated})
+        return created, updated
+
+    async def list_areas(self, *, parent: str | None = None, type_: str | None = None,
+                         under: str | None = None, include_merged: bool = False) -> list[Area]:
+        query = select(AreaRow).order_by(AreaRow.code)
+        if parent is not None:
+            query = query.where(AreaRow.parent_code == parent)
+        if type_ is not None:
+            query = query.where(AreaRow.type == type_)
+        if not include_merged:
+            query = query.where(AreaRow.merged_into.is_(None))
+        if under is not None:
+            query = query.where(AreaRow.code.in_(await self.subtree(under)))
+        async with self.store.sessions() as s:
+            return [_area(r) for r in (await s.execute(query)).scalars()]
+
+    async def get_area(self, code: str) -> Area:
+        async with self.store.sessions() as s:
+            row = await s.get(AreaRow, code)
+        if row is None:
+            raise NotFound(f"no area with code '{code}' (see `ttcs areas list`)")
+        return _area(row)
+
+    async def subtree(self, code: str, session: AsyncSession | None = None) -> set[str]:
+        """``code`` and every area below it (recursive query; any depth)."""
+        tree = select(AreaRow.code).where(AreaRow.code == code).cte("tree", recursive=True)
+        tree = tree.union_all(select(AreaRow.code).where(AreaRow.parent_code == tree.c.code))
+        query = select(tree.c.code)
+        if session is not None:
+            return set((await session.execute(query)).scalars())
+        async with self.store.sessions() as s:
+            return set((await s.execute(query)).scalars())
+
+    async def ancestors(self, code: str) -> list[str]:
+        """Codes from ``code``'s parent up to the root."""
+        chain: list[str] = []
+        async with self.store.sessions() as s:
+            row = await s.get(AreaRow, code)
+            while row is not None and row.parent_code:
+                chain.append(row.parent_code)
+                row = await s.get(AreaRow, row.parent_code)
+        return chain
+
+    async def merge_areas(self, sources: Sequence[str], into: str, actor: str) -> dict[str, int]:
+        """Merge ``sources`` into ``into`` in one audited step.
+
+        Child areas, devices and groups of each source move to ``into``; the source stays in
+        the table marked ``merged_into`` (history, old reports) but disappears from listings.
+        """
+        if not sources:
+            raise InvalidInput("name at least one area to merge")
+        if into in sources:
+            raise InvalidInput(f"cannot merge area {into} into itself")
+        moved = {"areas": 0, "devices": 0, "groups": 0}
+        async with self.store.sessions.begin() as s:
+            target = await s.get(AreaRow, into)
+            if target is None or target.merged_into:
+                raise NotFound(f"no area '{into}' to merge into")
+            for code in sources:
+                row = await s.get(AreaRow, code)
+                if row is None or row.merged_into:
+                    raise NotFound(f"no area '{code}' to merge")
+                if into in await self.subtree(code, s):
+                    raise Conflict(f"cannot merge {code} into {into}: {into} lies inside {code}"
+                                   " (that would make the tree a cycle)")
+            for code in sources:
+                children = await s.execute(update(AreaRow).where(AreaRow.parent_code == code)
+                                           .values(parent_code=into))
+                devices = await s.execute(update(DeviceRow).where(DeviceRow.area_code == code)
+                                          .values(area_code=into))
+                groups = await s.execute(update(GroupRow).where(GroupRow.area_code == code)
+                                         .values(area_code=into))
+                moved["areas"] += _count(children)
+                moved["devices"] += _count(devices)
+                moved["groups"] += _count(groups)
+                await s.execute(update(AreaRow).where(AreaRow.code == code)
+                                .values(merged_into=into, parent_code=None))
+            await self.store.audit.record(actor, "area.merge", into, session=s,
+                                          detail={"sources": list(sources), **moved})
+        return moved
+
+    # -- devices ------------------------------------------------------------------------------
+
+    def validate_config(self, plugin_id: str, kind: DeviceKind,
+                        config: dict[str, Any]) -> BaseModel:
+        """The device config validated by the plugin's driver, or a clear :class:`InvalidInput`."""
+        driver = self.plugins.driver_class(plugin_id, kind)
+        try:
+            return driver.config_model.model_validate(config)
+        except ValidationError as exc:
+            raise InvalidInput(f"config for plugin '{plugin_id}': {explain(exc)}") from exc
+
+    async def add_device(self, spec: DeviceSpec, actor: str, *,
+                         info: DeviceInfo | None = None) -> Device:
+        """Validate, probe and register a device. ``info`` skips the probe (already probed)."""
+        config = self.validate_config(spec.plugin, spec.kind, spec.config)
+        await self._check_placement(spec)
+        if info is None:
+            info = await self._probe(spec.plugin, spec.kind, config)
+        if info.kind is not spec.kind:
+            raise InvalidInput(f"the device says it is a {info.kind.value}, not a "
+                               f"{spec.kind.value}")
+        public, secret = _split_secrets(config)
+        async with self.store.sessions.begin() as s:
+            await self._check_unique(s, info)
+            device_id = await self._free_id(s, f"{spec.plugin}-{info.serial}")
+            row = DeviceRow(
+                id=device_id, name=spec.name or f"{info.model} {info.serial}", kind=info.kind.value,
+                vendor=info.vendor, model=info.model, serial=info.serial, mac=info.mac,
+                firmware=info.firmware, plugin=spec.plugin, area_code=spec.area_code,
+                village_code=spec.village_code,
+                location=spec.location.model_dump() if spec.location else None,
+                parent_id=spec.parent_id,
+                capabilities=[c.value for c in (info.capabilities or
+                                                self._driver_caps(spec.plugin, spec.kind))],
+                config=public, secrets=self.store.secrets.seal(secret) if secret else None)
+            s.add(row)
+            for group in spec.groups:
+                if await s.get(GroupRow, group) is None:
+                    raise NotFound(f"no group '{group}' (create it with `ttcs groups add`)")
+                s.add(DeviceGroupRow(device_id=device_id, group_id=group))
+            s.add(DeviceStateRow(device_id=device_id, connectivity=Connectivity.UNKNOWN.value,
+                                 status=DeviceStatus().model_dump(mode="json")))
+            await s.execute(delete(DiscoveredRow).where(DiscoveredRow.plugin == spec.plugin,
+                                                        DiscoveredRow.serial == info.serial))
+            try:
+                await s.flush()
+            except IntegrityError as exc:  # a concurrent registration won the race
+                raise Conflict(f"device {info.vendor} {info.serial} is already registered") from exc
+            await self.store.audit.record(actor, "device.add", device_id, session=s, detail={
+                "plugin": spec.plugin, "serial": info.serial, "area": spec.area_code})
+        log.info("device.registered", device=device_id, plugin=spec.plugin, area=spec.area_code)
+        return await self.get_device(device_id)
+
+    def _driver_caps(self, plugin_id: str, kind: DeviceKind) -> Iterable[Any]:
+        return sorted(self.plugins.driver_class(plugin_id, kind).capabilities)
+
+    async def _check_placement(self, spec: DeviceSpec) -> None:
+        area = await self.get_area(spec.area_code)
+        if spec.village_code:
+            village = await self.get_area(spec.village_code)
+            if village.type not in VILLAGE_LEVEL:
+                raise InvalidInput(f"{village.code} ({village.name}) is a {village.type.value}, "
+                                   "not a village or residential group")
+            if spec.village_code not in await self.subtree(area.code):
+                raise InvalidInput(f"village {village.code} is not inside area {area.code}")
+        if spec.parent_id:
+            await self.get_device(spec.parent_id)
+
+    @staticmethod
+    async def _check_unique(s: AsyncSession, info: DeviceInfo) -> None:
+        same = (await s.execute(select(DeviceRow.id).where(
+            DeviceRow.vendor == info.vendor, DeviceRow.serial == info.serial))).scalar()
+        if same:
+            raise Conflict(f"device {info.vendor} serial {info.serial} is already registered "
+                           f"as '{same}'")
+        if info.mac:
+            same = (await s.execute(select(DeviceRow.id).where(
+                DeviceRow.mac == info.mac))).scalar()
+            if same:
+                raise Conflict(f"MAC {info.mac} is already registered as '{same}'")
+
+    @staticmethod
+    async def _free_id(s: AsyncSession, wanted: str) -> str:
+        base = re.sub(r"[^a-z0-9._:-]+", "-", wanted.lower()).strip("-")[:120] or "device"
+        candidate, n = base, 1
+        while await s.get(DeviceRow, candidate) is not None:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    async def get_device(self, device_id: str) -> Device:
+        async with self.store.sessions() as s:
+            row = await s.get(DeviceRow, device_id)
+            if row is None:
+                raise NotFound(f"no device '{device_id}' (see `ttcs devices list`)")
+            groups = (await s.execute(select(DeviceGroupRow.group_id).where(
+                DeviceGroupRow.device_id == device_id))).scalars()
+            return self._device(row, sorted(groups))
+
+    def _device(self, row: DeviceRow, groups: list[str], *, with_secrets: bool = True) -> Device:
+        config: dict[str, Any] = dict(row.config)
+        if with_secrets and row.secrets:
+            config.update({k: SecretStr(v) for k, v in self.store.secrets.open(
+                row.secrets).items()})
+        return Device(
+            id=row.id, name=row.name, kind=row.kind, vendor=row.vendor, model=row.model,
+            serial=row.serial, mac=row.mac, firmware=row.firmware, plugin=row.plugin,
+            area_code=row.area_code, village_code=row.village_code,
+            location=Location.model_validate(row.location) if row.location else None,
+            parent_id=row.parent_id, groups=groups, capabilities=row.capabilities,
+            config=config, created_at=row.created_at)
+
+    async def list_devices(self, *, area: str | None = None, kind: str | None = None,
+                           plugin: str | None = None, group: str | None = None,
+                           connectivity: str | None = None, search: str | None = None,
+                           limit: int | None = None, offset: int = 0) -> list[Device]:
+        """Devices matching every given filter; ``area`` includes everything below it."""
+        query = select(DeviceRow).order_by(DeviceRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        if area is not None:
+            tree = select(AreaRow.code).where(AreaRow.code == area).cte("tree", recursive=True)
+            tree = tree.union_all(select(AreaRow.code).where(AreaRow.parent_code == tree.c.code))
+            query = query.where(DeviceRow.area_code.in_(select(tree.c.code)))
+        if kind is not None:
+            query = query.where(DeviceRow.kind == kind)
+        if plugin is not None:
+            query = query.where(DeviceRow.plugin == plugin)
+        if group is not None:
+            query = query.where(DeviceRow.id.in_(select(DeviceGroupRow.device_id).where(
+                DeviceGroupRow.group_id == group)))
+        if connectivity is not None:
+            query = query.where(DeviceRow.id.in_(select(DeviceStateRow.device_id).where(
+                DeviceStateRow.connectivity == connectivity)))
+        if search:
+            like = f"%{search.lower()}%"
+            query = query.where(func.lower(DeviceRow.name).like(like)
+                                | func.lower(DeviceRow.serial).like(like))
+        async with self.store.sessions() as s:
+            rows = list((await s.execute(query)).scalars())
+            groups: dict[str, list[str]] = {}
+            if rows:
+                ids = [r.id for r in rows]
+                for dev, grp in await s.execute(
+                        select(DeviceGroupRow.device_id, DeviceGroupRow.group_id).where(
+                            DeviceGroupRow.device_id.in_(ids))):
+                    groups.setdefault(dev, []).append(grp)
+        return [self._device(r, sorted(groups.get(r.id, []))) for r in rows]
+
+    async def remove_device(self, device_id: str, actor: str) -> None:
+        async with self.store.sessions.begin() as s:
+            row = await s.get(DeviceRow, device_id)
+            if row is None:
+                raise NotFound(f"no device '{device_id}'")
+            children = list((await s.execute(select(DeviceRow.id).where(
+                DeviceRow.parent_id == device_id))).scalars())
+            if children:
+                raise Conflict(f"device {device_id} has child devices ({', '.join(children)});"
+                               " remove them first")
+            await s.execute(delete(DeviceGroupRow).where(DeviceGroupRow.device_id == device_id))
+            await s.execute(delete(DeviceStateRow).where(DeviceStateRow.device_id == device_id))
+            await s.delete(row)
+            await self.store.audit.record(actor, "device.remove", device_id, session=s,
+                                          detail={"serial": row.serial, "plugin": row.plugin})
+
+    async def update_identity(self, device_id: str, info: DeviceInfo) -> None:
+        """Record a new firmware (or address) reported by a device whose serial is unchanged."""
+        async with self.store.sessions.begin() as s:
+            row = await s.get(DeviceRow, device_id)
+            if row is not None and row.serial == info.serial and row.firmware != info.firmware:
+                row.firmware = info.firmware
+
+    async def import_devices(self, specs: Sequence[DeviceSpec | Exception], actor: str, *,
+                             all_or_nothing: bool = False) -> ImportReport:
+        """Register many devices; a report per row. ``all_or_nothing`` undoes on any failure.
+
+        Rows that failed to parse arrive as exceptions and are reported as such.
+        """
+        report = ImportReport()
+        for number, spec in enumerate(specs, start=1):
+            if isinstance(spec, Exception):
+                report.rows.append(RowReport(number, False, error=str(spec)))
+                continue
+            try:
+                device = await self.add_device(spec, actor)
+            except (InvalidInput, Conflict, NotFound, UnknownPlugin) as exc:
+                report.rows.append(RowReport(number, False, error=str(exc)))
+            except Exception as exc:  # a device that cannot be probed, a plugin bug
+                report.rows.append(RowReport(number, False, error=f"{type(exc).__name__}: {exc}"))
+            else:
+                report.rows.append(RowReport(number, True, id=device.id))
+        if all_or_nothing and not report.ok:
+            for row in report.rows:
+                if row.ok and row.id:
+                    await self.remove_device(row.id, actor)
+                    row.ok, row.error = False, "rolled back (--all-or-nothing)"
+            report.committed = False
+        return report
+
+    # -- status -------------------------------------------------------------------------------
+
+    async def save_status(self, device_id: str, status: DeviceStatus) -> None:
+        async with self.store.sessions.begin() as s:
+            row = await s.get(DeviceStateRow, device_id)
+            data = status.model_dump(mode="json")
+            if row is None:
+                s.add(DeviceStateRow(device_id=device_id, connectivity=status.connectivity.value,
+                                     status=data, updated_at=status.reported_at))
+            else:
+                row.connectivity, row.status = status.connectivity.value, data
+                row.updated_at = status.reported_at
+
+    async def get_status(self, device_id: str) -> DeviceStatus:
+        async with self.store.sessions() as s:
+            row = await s.get(DeviceStateRow, device_id)
+        if row is None:
+            raise NotFound(f"no status recorded for device '{device_id}'")
+        return DeviceStatus.model_validate(row.status)
+
+    async def connectivity_counts(self) -> dict[str, int]:
+        async with self.store.sessions() as s:
+            result = await s.execute(select(DeviceStateRow.connectivity, func.count()).group_by(
+                DeviceStateRow.connectivity))
+            return {str(k): int(v) for k, v in result.all()}
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    async def record_discovered(self, plugin: str, info: DeviceInfo,
+                                config: dict[str, Any]) -> bool:
+        """Remember an unregistered device that announced itself. True if it is new."""
+        now = datetime.now(UTC)
+        async with self.store.sessions.begin() as s:
+            registered = (await s.execute(select(literal(1)).where(
+                DeviceRow.vendor == info.vendor, DeviceRow.serial == info.serial))).scalar()
+            if registered:
+                return False
+            row = await s.get(DiscoveredRow, (plugin, info.serial))
+            if row is None:
+                s.add(DiscoveredRow(plugin=plugin, serial=info.serial, config=config,
+                                    info=info.model_dump(mode="json"), first_seen=now,
+                                    last_seen=now))
+                return True
+            row.info, row.config, row.last_seen = info.model_dump(mode="json"), config, now
+            return False
+
+    async def list_discovered(self) -> list[DiscoveredDevice]:
+        async with self.store.sessions() as s:
+            rows = (await s.execute(select(DiscoveredRow).order_by(DiscoveredRow.first_seen)))
+            return [DiscoveredDevice(plugin=r.plugin, info=DeviceInfo.model_validate(r.info),
+                                     config=r.config, first_seen=r.first_seen,
+                                     last_seen=r.last_seen)
+                    for r in rows.scalars()]
+
+    async def adopt(self, serial: str, area_code: str, actor: str, *, name: str | None = None,
+                    village_code: str | None = None, config: dict[str, Any] | None = None,
+                    ) -> Device:
+        """Register a discovered device into an area (still probed: test before configure)."""
+        async with self.store.sessions() as s:
+            row = (await s.execute(select(DiscoveredRow).where(
+                DiscoveredRow.serial == serial))).scalars().first()
+        if row is None:
+            raise NotFound(f"no discovered device with serial '{serial}' "
+                           "(see `ttcs devices discovered`)")
+        info = DeviceInfo.model_validate(row.info)
+        spec = DeviceSpec(plugin=row.plugin, kind=info.kind, area_code=area_code,
+                          village_code=village_code, name=name,
+                          config={**row.config, **(config or {})})
+        return await self.add_device(spec, actor)
+
+    # -- groups -------------------------------------------------------------------------------
+
+    async def create_group(self, group: Group, actor: str) -> Group:
+        async with self.store.sessions.begin() as s:
+            if await s.get(GroupRow, group.id) is not None:
+                raise Conflict(f"group '{group.id}' exists already")
+            if group.area_code and await s.get(AreaRow, group.area_code) is None:
+                raise NotFound(f"no area '{group.area_code}'")
+            s.add(GroupRow(id=group.id, name=group.name, area_code=group.area_code,
+                           description=group.description))
+            await self.store.audit.record(actor, "group.create", group.id, session=s)
+        return group
+
+    async def list_groups(self) -> list[tuple[Group, int]]:
+        async with self.store.sessions() as s:
+            counts = dict((await s.execute(select(DeviceGroupRow.group_id, func.count())
+                                           .group_by(DeviceGroupRow.group_id))).all())
+            rows = (await s.execute(select(GroupRow).order_by(GroupRow.id))).scalars()
+            return [(Group(id=r.id, name=r.name, area_code=r.area_code,
+                           description=r.description), int(counts.get(r.id, 0))) for r in rows]
+
+    async def set_membership(self, group_id: str, device_ids: Sequence[str], actor: str, *,
+                             member: bool = True) -> None:
+        async with self.store.sessions.begin() as s:
+            if await s.get(GroupRow, group_id) is None:
+                raise NotFound(f"no group '{group_id}'")
+            for device_id in device_ids:
+                if await s.get(DeviceRow, device_id) is None:
+                    raise NotFound(f"no device '{device_id}'")
+                link = await s.get(DeviceGroupRow, (device_id, group_id))
+                if member and link is None:
+                    s.add(DeviceGroupRow(device_id=device_id, group_id=group_id))
+                elif not member and link is not None:
+                    await s.delete(link)
+            await self.store.audit.record(actor, "group.add" if member else "group.remove",
+                                          group_id, session=s, detail={"devices": device_ids})
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _split_secrets(config: BaseModel) -> tuple[dict[str, Any], dict[str, str]]:
+    """Plain settings (stored as JSON) and secrets (stored encrypted)."""
+    public: dict[str, Any] = {}
+    secret: dict[str, str] = {}
+    for name, value in config:
+        if isinstance(value, SecretStr):
+            secret[name] = value.get_secret_value()
+    data = config.model_dump(mode="json", exclude=set(secret))
+    public.update(data)
+    return public, secret
+
+
+def _check_no_cycle(code: str, parent_of: dict[str, str | None]) -> None:
+    seen = {code}
+    current = parent_of.get(code)
+    while current is not None:
+        if current in seen:
+            raise InvalidInput(f"area {code}: parent links form a cycle through {current}")
+        seen.add(current)
+        current = parent_of.get(current)
+
+
+def _parents_first(areas: Sequence[Area], by_code: dict[str, Area]) -> list[Area]:
+    ordered: list[Area] = []
+    placed: set[str] = set()
+
+    def place(a: Area) -> None:
+        if a.code in placed:
+            return
+        if a.parent_code in by_code:
+            place(by_code[a.parent_code])
+        placed.add(a.code)
+        ordered.append(a)
+
+    for a in areas:
+        place(a)
+    return ordered

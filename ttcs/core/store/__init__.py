@@ -1,0 +1,44 @@
+"""Persistence: SQLite by default, PostgreSQL when ``TTCS_DATABASE_URL`` says so.
+
+Only the core touches the store; plugins never do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ..audit import AuditLog
+from ..config import Settings
+from ..secrets import SecretBox
+from .engine import create_engine, migrate, sessionmaker
+
+
+class Store:
+    """The open database: engine, session factory, audit log and the secret box."""
+
+    def __init__(self, engine: AsyncEngine, secrets: SecretBox) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = sessionmaker(engine)
+        self.audit = AuditLog(self.sessions)
+        self.secrets = secrets
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate_schema: bool = True,
+                   **engine_kwargs: Any) -> Store:
+        settings.ensure_home()
+        engine = create_engine(settings.database, **engine_kwargs)
+        if migrate_schema:
+            await migrate(engine)
+        return cls(engine, SecretBox.for_home(settings.home))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+__all__ = ["Store"]

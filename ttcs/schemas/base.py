@@ -1,0 +1,56 @@
+"""Shared building blocks of the common schema."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    """Base of every schema model: strict about unknown fields, immutable-friendly."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, ser_json_timedelta="float")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, in UTC (the hub stores and transmits UTC)."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A new opaque identifier such as ``cmd-1f3a…``."""
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a time zone (for example 2026-01-31T07:00:00+07:00)")
+    return value
+
+
+#: A timestamp that must carry its time zone; naive datetimes are ambiguous in a system that
+#: stores UTC and schedules in Asia/Ho_Chi_Minh.
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def _ident(value: str) -> str:
+    if not _IDENT.match(value):
+        raise ValueError(
+            "use 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+#: Identifier usable in topics, URLs and file names.
+Identifier = Annotated[str, AfterValidator(_ident)]
+
+#: 0-100 percent, used for volume and brightness.
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lower-case hex SHA-256")]
