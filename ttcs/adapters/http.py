@@ -8,7 +8,6 @@ errors. Status codes map by meaning: 401/403 → :class:`AuthFailed`, 409/422/40
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ def map_http_errors(what: str) -> Iterator[None]:
     """Translate aiohttp/socket errors raised while doing ``what``."""
     try:
         yield
-    except (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise DeviceTimeout(f"{what}: timed out") from exc
     except aiohttp.ClientConnectorError as exc:
         raise DeviceUnreachable(f"{what}: cannot connect ({exc.os_error or exc})") from exc
