@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import asyncpg
 
-ADMIN_URL = os.environ.get("TTCS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+def _admin_url() -> str:
+    """TTCS_TEST_PG, else what scripts/ensure-system.sh set up, else trust auth as postgres."""
+    if os.environ.get("TTCS_TEST_PG"):
+        return os.environ["TTCS_TEST_PG"]
+    written = Path(__file__).resolve().parents[2] / "var" / "test-pg-url"
+    if written.exists() and written.read_text().strip():
+        return written.read_text().strip()
+    return "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+ADMIN_URL = _admin_url()
 
 
 async def create_scratch() -> tuple[str, str]:

@@ -414,6 +414,13 @@ class Registry:
             raise NotFound(f"no status recorded for device '{device_id}'")
         return DeviceStatus.model_validate(row.status)
 
+    async def connectivity_of(self, device_ids: Sequence[str]) -> dict[str, str]:
+        """Last stored connectivity of each device."""
+        async with self.store.sessions() as s:
+            rows = await s.execute(select(DeviceStateRow.device_id, DeviceStateRow.connectivity)
+                                   .where(DeviceStateRow.device_id.in_(list(device_ids))))
+            return {str(k): str(v) for k, v in rows.all()}
+
     async def connectivity_counts(self) -> dict[str, int]:
         async with self.store.sessions() as s:
             result = await s.execute(select(DeviceStateRow.connectivity, func.count()).group_by(

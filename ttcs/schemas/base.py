@@ -36,7 +36,8 @@ def _aware(value: datetime) -> datetime:
 #: stores UTC and schedules in Asia/Ho_Chi_Minh.
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
-_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_IDENT = re.compile(_IDENT_PATTERN)
 
 
 def _ident(value: str) -> str:
@@ -48,7 +49,8 @@ def _ident(value: str) -> str:
 
 
 #: Identifier usable in topics, URLs and file names.
-Identifier = Annotated[str, AfterValidator(_ident)]
+Identifier = Annotated[str, AfterValidator(_ident),
+                       Field(json_schema_extra={"pattern": _IDENT_PATTERN})]
 
 #: 0-100 percent, used for volume and brightness.
 Percent = Annotated[int, Field(ge=0, le=100)]

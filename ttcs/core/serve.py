@@ -1,0 +1,73 @@
+"""``ttcs serve``: run the hub until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+
+from ..simulators.control import serve_control
+from .config import Settings, redact_url
+from .http import start_http
+from .hub import Hub
+
+log = structlog.get_logger("ttcs.serve")
+
+
+async def serve(settings: Settings, *, demo: bool = False, demo_devices: int = 12) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    hub = Hub(settings)
+    fleet = control = None
+    try:
+        await hub.start()
+        runner, api_url = await start_http(hub)
+        if demo:
+            from .demo import prepare
+
+            fleet = await prepare(hub, demo_devices)
+            control, control_url = await serve_control(fleet)
+        _banner(hub, api_url, control_url if demo else None)
+        await stop.wait()
+        await runner.cleanup()
+    finally:
+        if control is not None:
+            await control.cleanup()
+        if fleet is not None:
+            await fleet.stop()
+        await hub.stop()
+    return 0
+
+
+def _banner(hub: Hub, api_url: str, control_url: str | None) -> None:
+    some = next(iter(hub.supervisors), "DEVICE_ID")
+    lines = [
+        "",
+        "TTCS Hub is running.",
+        f"  health      {api_url}/healthz",
+        f"  database    {redact_url(hub.settings.database)}",
+        f"  MQTT        {redact_url(hub.settings.mqtt_url)}"
+        + (" (embedded broker)" if hub.settings.embedded_broker else ""),
+        f"  devices     {len(hub.supervisors)} supervised",
+        "",
+        "Try, in another terminal (same directory):",
+        "  .venv/bin/ttcs devices list",
+        f"  .venv/bin/ttcs devices status {some}",
+        f"  .venv/bin/ttcs devices command {some} '{{\"type\": \"set_volume\", \"volume\": 40}}'",
+        "  .venv/bin/ttcs areas list --parent 46",
+        "  .venv/bin/ttcs audit verify",
+    ]
+    if control_url:
+        lines += [
+            "Simulated fleet control plane (ground truth, fault injection):",
+            f"  curl {control_url}/devices",
+            f"  curl -X POST {control_url}/devices/HUE-SPK-0001/faults -d '{{\"fault\": "
+            "\"power_loss\"}'   # then: ttcs devices list",
+        ]
+    lines.append("Stop with Ctrl-C.")
+    print("\n".join(lines), flush=True)
