@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ttcs", description="TTCS Hub: run the loudspeakers and bulletin boards of every "
         "vendor from one place.")
     parser.add_argument("--version", action="version", version=f"ttcs-hub {__version__}")
-    parser.add_argument("--config", help="settings file (YAML); env TTCS_* overrides it")
+    parser.add_argument("--settings", dest="settings_file", metavar="FILE",
+                        help="settings file (YAML); env TTCS_* overrides it (or TTCS_CONFIG)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
 
     def add(parent: Any, name: str, handler: Callable[..., Any], help_: str,
@@ -525,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action")
 
     p = add(sub, "serve", cmd_serve, "run the hub", json_flag=False)
+    p.add_argument("--config", dest="settings_file", metavar="FILE", help="settings file")
     p.add_argument("--host", help="API host")
     p.add_argument("--port", type=int, help="API port")
     p.add_argument("--embedded-broker", action="store_true", default=None,
@@ -549,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.handler is cmd_serve:
             overrides = {"api_host": args.host, "api_port": args.port,
                          "embedded_broker": True if args.demo else args.embedded_broker}
-        settings = load_settings(args.config, **overrides)
+        settings = load_settings(args.settings_file, **overrides)
         configure(settings.log_format, "info" if args.handler is cmd_serve
                   else ("debug" if settings.log_level == "debug" else "warning"))
         result = args.handler(args, settings)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ...adapters.errors import with_timeout
 from ...adapters.pool import Transports
@@ -31,8 +31,9 @@ BUS_KEY = "native.bus:"
 
 class NativeConfig(DriverConfig):
     serial: Identifier = Field(description="the serial the device uses in its topics")
-    broker_url: str | None = Field(default=None, description="broker, if not the hub's own "
-                                   "(mqtt[s]://user:pass@host:port)")
+    broker_url: SecretStr | None = Field(
+        default=None, description="broker, if not the hub's own (mqtt[s]://user:pass@host:port);"
+        " secret because it may carry a password")
 
 
 async def native_bus(transports: Transports, url: str | None) -> NativeBus:
@@ -64,7 +65,8 @@ class NativeSpeakerDriver(DeviceDriver, NativeListener):
 
     async def _channel(self) -> DeviceChannel:
         if self._chan is None:
-            self._bus = await native_bus(self.context.transports, self.config.broker_url)
+            url = self.config.broker_url.get_secret_value() if self.config.broker_url else None
+            self._bus = await native_bus(self.context.transports, url)
             self._chan = self._bus.channel(self.config.serial)
         return self._chan
 

@@ -1,0 +1,47 @@
+"""One poll loop for all poll devices: fixed rate, no pile-up behind a hanging device."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ttcs.core.poller import Poller
+
+
+async def test_a_hanging_job_is_skipped_not_piled_up_and_others_keep_their_rate() -> None:
+    poller = Poller()
+    calls = {"fast": 0, "hang": 0}
+
+    async def fast() -> None:
+        calls["fast"] += 1
+
+    async def hang() -> None:
+        calls["hang"] += 1
+        await asyncio.sleep(10)
+
+    poller.add("fast", 0.05, fast, first_in=0)
+    poller.add("hang", 0.05, hang, first_in=0, timeout=5)
+    poller.start()
+    await asyncio.sleep(0.53)
+    await poller.stop()
+    assert calls["hang"] == 1
+    job = poller.job("hang")
+    assert job is not None
+    assert job.skipped >= 8
+    assert calls["fast"] >= 5  # it kept polling while the other job hung
+
+
+async def test_a_removed_job_stops_running() -> None:
+    poller = Poller()
+    runs: list[int] = []
+
+    async def job() -> None:
+        runs.append(1)
+
+    poller.add("x", 0.02, job, first_in=0)
+    poller.start()
+    await asyncio.sleep(0.05)
+    poller.remove("x")
+    seen = len(runs)
+    await asyncio.sleep(0.1)
+    await poller.stop()
+    assert len(runs) == seen
