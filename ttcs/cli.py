@@ -73,7 +73,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _actor() -> str:
+def actor() -> str:
+    """Who runs this command, for the audit log."""
     try:
         user = getpass.getuser()
     except Exception:
@@ -94,7 +95,8 @@ def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
 # -- commands ------------------------------------------------------------------------------------
 
 
-async def _with_hub(settings: Settings, work: Callable[[Hub], Awaitable[int]]) -> int:
+async def with_hub(settings: Settings, work: Callable[[Hub], Awaitable[int]]) -> int:
+    """Open the store (not the whole hub), run ``work``, close everything."""
     hub = Hub(settings)
     try:
         await hub.open()
@@ -169,13 +171,13 @@ async def cmd_areas_import(args: argparse.Namespace, settings: Settings) -> int:
     areas = official_areas(args.official) if args.official else read_area_file(Path(args.file))
 
     async def work(hub: Hub) -> int:
-        created, updated = await hub.registry.import_areas(areas, _actor())
+        created, updated = await hub.registry.import_areas(areas, actor())
         result = {"read": len(areas), "created": created, "updated": updated}
         emit_json(result) if args.json else print(
             f"{len(areas)} areas read: {created} created, {updated} updated")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_areas_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -188,18 +190,18 @@ async def cmd_areas_list(args: argparse.Namespace, settings: Settings) -> int:
             emit_table([a.model_dump() for a in areas], ["code", "name", "type", "parent_code"])
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_areas_merge(args: argparse.Namespace, settings: Settings) -> int:
     async def work(hub: Hub) -> int:
-        moved = await hub.registry.merge_areas(args.codes, args.into, _actor())
+        moved = await hub.registry.merge_areas(args.codes, args.into, actor())
         emit_json(moved) if args.json else print(
             f"merged {', '.join(args.codes)} into {args.into}: moved {moved['areas']} areas, "
             f"{moved['devices']} devices, {moved['groups']} groups")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -212,13 +214,13 @@ async def cmd_devices_add(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(explain(exc)) from exc
 
     async def work(hub: Hub) -> int:
-        device = await hub.registry.add_device(spec, _actor())
+        device = await hub.registry.add_device(spec, actor())
         emit_json(device) if args.json else print(
             f"registered {device.id}: {device.vendor} {device.model} serial {device.serial} "
             f"firmware {device.firmware} in area {device.area_code}")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -235,7 +237,7 @@ async def cmd_devices_list(args: argparse.Namespace, settings: Settings) -> int:
                    ["id", "kind", "plugin", "serial", "firmware", "area_code", "connectivity"])
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -245,16 +247,16 @@ async def cmd_devices_show(args: argparse.Namespace, settings: Settings) -> int:
         emit_json({"device": device, "last_status": status})
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_remove(args: argparse.Namespace, settings: Settings) -> int:
     async def work(hub: Hub) -> int:
-        await hub.registry.remove_device(args.id, _actor())
+        await hub.registry.remove_device(args.id, actor())
         print(f"removed {args.id}")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -270,7 +272,7 @@ async def cmd_devices_status(args: argparse.Namespace, settings: Settings) -> in
                     print(f"{key:13} {value}")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -280,7 +282,7 @@ async def cmd_devices_command(args: argparse.Namespace, settings: Settings) -> i
         raise CliError(f"bad command: {explain(exc)}") from exc
 
     async def work(hub: Hub) -> int:
-        result = await hub.execute(args.id, command, actor=_actor())
+        result = await hub.execute(args.id, command, actor=actor())
         if args.json:
             emit_json(result)
         else:
@@ -288,7 +290,7 @@ async def cmd_devices_command(args: argparse.Namespace, settings: Settings) -> i
             print(f"{command.type}: {result.status.value} ({result.code}){detail}")
         return 0 if result.ok else EXIT_ERROR
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -297,7 +299,7 @@ async def cmd_devices_import(args: argparse.Namespace, settings: Settings) -> in
     specs = read_device_file(Path(args.file))
 
     async def work(hub: Hub) -> int:
-        report = await hub.registry.import_devices(specs, _actor(),
+        report = await hub.registry.import_devices(specs, actor(),
                                                    all_or_nothing=args.all_or_nothing)
         rows = [r.__dict__ for r in report.rows]
         if args.json:
@@ -309,7 +311,7 @@ async def cmd_devices_import(args: argparse.Namespace, settings: Settings) -> in
                   + ("" if report.committed else " (nothing kept: --all-or-nothing)"))
         return 0 if report.ok else EXIT_ERROR
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_discovered(args: argparse.Namespace, settings: Settings) -> int:
@@ -325,28 +327,28 @@ async def cmd_devices_discovered(args: argparse.Namespace, settings: Settings) -
                        ["plugin", "serial", "kind", "model", "firmware", "last_seen"])
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_devices_adopt(args: argparse.Namespace, settings: Settings) -> int:
     async def work(hub: Hub) -> int:
-        device = await hub.registry.adopt(args.serial, args.area, _actor(), name=args.name,
+        device = await hub.registry.adopt(args.serial, args.area, actor(), name=args.name,
                                           village_code=args.village)
         emit_json(device) if args.json else print(f"adopted {device.id} into {args.area}")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_groups_add(args: argparse.Namespace, settings: Settings) -> int:
     async def work(hub: Hub) -> int:
         group = Group(id=args.id, name=args.name or args.id, area_code=args.area,
                       description=args.description)
-        await hub.registry.create_group(group, _actor())
+        await hub.registry.create_group(group, actor())
         print(f"group {group.id} created")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_groups_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -356,21 +358,21 @@ async def cmd_groups_list(args: argparse.Namespace, settings: Settings) -> int:
                                                                 "devices"])
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_groups_members(args: argparse.Namespace, settings: Settings) -> int:
     async def work(hub: Hub) -> int:
         if args.add:
-            await hub.registry.set_membership(args.id, args.add, _actor(), member=True)
+            await hub.registry.set_membership(args.id, args.add, actor(), member=True)
         if args.remove:
-            await hub.registry.set_membership(args.id, args.remove, _actor(), member=False)
+            await hub.registry.set_membership(args.id, args.remove, actor(), member=False)
         members = await hub.registry.list_devices(group=args.id)
         emit_json([d.id for d in members]) if args.json else print(
             f"{args.id}: {', '.join(d.id for d in members) or '(empty)'}")
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -384,7 +386,7 @@ async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
             print(f"audit log TAMPERED at entry {result.first_bad_seq}: {result.reason}")
         return 0 if result.ok else EXIT_ERROR
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -398,7 +400,7 @@ async def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:
                                                             "target", "outcome"])
         return 0
 
-    return await _with_hub(settings, work)
+    return await with_hub(settings, work)
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -418,6 +420,23 @@ def cmd_spec(args: argparse.Namespace, settings: Settings) -> int:
 # -- parser --------------------------------------------------------------------------------------
 
 
+def add(parent: Any, name: str, handler: Callable[..., Any], help_: str,
+        *, json_flag: bool = True) -> argparse.ArgumentParser:
+    """Add a subcommand whose ``handler(args, settings)`` returns an exit code (or a coroutine
+    of one). Modules that add command groups use this too."""
+    p: argparse.ArgumentParser = parent.add_parser(name, help=help_, description=help_)
+    p.set_defaults(handler=handler)
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def group(sub: Any, name: str, help_: str) -> Any:
+    """A command group (``ttcs NAME ACTION``)."""
+    return sub.add_parser(name, help=help_).add_subparsers(dest="cmd", metavar="ACTION",
+                                                           required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ttcs", description="TTCS Hub: run the loudspeakers and bulletin boards of every "
@@ -427,20 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="settings file (YAML); env TTCS_* overrides it (or TTCS_CONFIG)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
 
-    def add(parent: Any, name: str, handler: Callable[..., Any], help_: str,
-            *, json_flag: bool = True) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(name, help=help_, description=help_)
-        p.set_defaults(handler=handler)
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="machine-readable output")
-        return p
-
-    plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(
-        dest="cmd", metavar="ACTION", required=True)
+    plugins = group(sub, "plugins", "installed plugins")
     add(plugins, "list", cmd_plugins_list, "list plugins, loaded or refused with the reason")
 
-    sims = sub.add_parser("sim", help="device simulators").add_subparsers(
-        dest="cmd", metavar="ACTION", required=True)
+    sims = group(sub, "sim", "device simulators")
     add(sims, "list", cmd_sim_list, "list the simulators the installed plugins provide")
     p = add(sims, "run", cmd_sim_run, "run simulated devices in the foreground", json_flag=False)
     p.add_argument("name")
@@ -453,8 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="simulator-specific option (repeatable)")
 
-    areas = sub.add_parser("areas", help="administrative areas").add_subparsers(
-        dest="cmd", metavar="ACTION", required=True)
+    areas = group(sub, "areas", "administrative areas")
     p = add(areas, "import", cmd_areas_import, "import areas from YAML/CSV or the official list")
     p.add_argument("file", nargs="?")
     p.add_argument("--official", metavar="PROVINCE_CODE",
@@ -467,8 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("codes", nargs="+")
     p.add_argument("--into", required=True)
 
-    devices = sub.add_parser("devices", help="devices").add_subparsers(
-        dest="cmd", metavar="ACTION", required=True)
+    devices = group(sub, "devices", "devices")
     p = add(devices, "add", cmd_devices_add, "probe and register a device")
     p.add_argument("--plugin", required=True)
     p.add_argument("--kind", required=True, choices=[k.value for k in DeviceKind])
@@ -504,8 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--village")
     p.add_argument("--name")
 
-    groups = sub.add_parser("groups", help="device groups").add_subparsers(
-        dest="cmd", metavar="ACTION", required=True)
+    groups = group(sub, "groups", "device groups")
     p = add(groups, "add", cmd_groups_add, "create a group", json_flag=False)
     p.add_argument("id")
     p.add_argument("--name")
@@ -517,8 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add", nargs="+", metavar="DEVICE")
     p.add_argument("--remove", nargs="+", metavar="DEVICE")
 
-    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
-        dest="cmd", metavar="ACTION", required=True)
+    audit = group(sub, "audit", "the audit trail")
     add(audit, "verify", cmd_audit_verify, "check the audit log's hash chain")
     p = add(audit, "list", cmd_audit_list, "recent audit entries")
     p.add_argument("--limit", type=int, default=50)
