@@ -196,3 +196,20 @@ async def test_explain_shows_where_each_item_went_and_why(rig: Rig) -> None:
     assert items[0].reason == "priority: at the requested time"
     assert items[1].reason.startswith("normal: moved")
     assert "after priority item p1" in items[1].reason
+
+
+async def test_merging_communes_carries_their_policy_and_schedules(rig: Rig) -> None:
+    from ttcs.core.schedule.policy import Policy
+
+    assert rig.hub.broadcasts is not None
+    rig.gate.add_audio("weekly", 60, area="20101")
+    at = datetime.now(UTC) + timedelta(days=1)
+    b = await create(rig, "weekly", {"areas": ["20101"]}, owner="20101",
+                     schedule=Schedule(kind="at", at=at))
+    await rig.hub.broadcasts.policies.set("20101", Policy(max_minutes_per_session=30), "t")
+    await rig.hub.registry.merge_areas(["20101"], "20014", "province")
+    assert (await rig.hub.broadcasts.get(b.id)).targets.areas == ["20014"]
+    assert (await rig.hub.broadcasts.policies.explicit())["20014"].max_minutes_per_session == 30
+    items = await rig.hub.broadcasts.explain("native-spk-b1", at)  # its device moved too
+    assert [i.broadcast_id for i in items] == [b.id]
+    assert items[0].start is not None

@@ -82,6 +82,9 @@ class Registry:
         self.store = store
         self.plugins = plugins
         self._probe = prober
+        #: called inside the merge transaction as ``hook(sources, into, session)`` so that
+        #: what other services keep per area (schedules, policies) moves in the same step
+        self.merge_hooks: list[Callable[[Sequence[str], str, AsyncSession], Awaitable[None]]] = []
 
     # -- areas --------------------------------------------------------------------------------
 
@@ -191,6 +194,8 @@ class Registry:
                 moved["groups"] += _count(groups)
                 await s.execute(update(AreaRow).where(AreaRow.code == code)
                                 .values(merged_into=into, parent_code=None))
+            for hook in self.merge_hooks:
+                await hook(sources, into, s)
             await self.store.audit.record(actor, "area.merge", into, session=s,
                                           detail={"sources": list(sources), **moved})
         return moved

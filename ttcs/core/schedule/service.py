@@ -137,6 +137,7 @@ class BroadcastService:
         self.registry = registry
         self.content = content
         self.policies = PolicyBook(store, registry, load_policy_file(policy_file))
+        registry.merge_hooks.append(self.retarget_merged)
 
     # -- creation -----------------------------------------------------------------------------
 
