@@ -89,11 +89,39 @@ class MqttEndpoint:
         return kwargs
 
 
+class _DirectQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's documented ``queue_type`` hook, used to hand each message to the router as
+    soon as paho decodes it, instead of queueing it for an ``async for`` that costs a task and
+    a wait per message. Nothing is ever queued: the connection's ``async for`` only wakes when
+    the connection drops."""
+
+    sink: Callable[[aiomqtt.Message], None]
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        self.sink(item)
+
+
 @dataclass
 class _Subscription:
     filter: str
     qos: int
     handlers: list[Handler] = field(default_factory=list)
+    parts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.parts = tuple(self.filter.split("/"))
+
+    def matches(self, topic: str) -> bool:
+        """MQTT filter matching (``+`` one level, ``#`` the rest) without allocations beyond
+        one split; aiomqtt's Topic.matches builds objects per call and shows in profiles."""
+        levels = topic.split("/")
+        parts = self.parts
+        for i, part in enumerate(parts):
+            if part == "#":
+                return True
+            if i >= len(levels) or (part != "+" and part != levels[i]):
+                return False
+        return len(levels) == len(parts)
 
 
 class MqttConnection:
@@ -116,6 +144,7 @@ class MqttConnection:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._handler_tasks: set[asyncio.Future[None]] = set()
         self.connected = asyncio.Event()
         self.last_error: DeviceError | None = None
         self.connects = 0
@@ -168,8 +197,10 @@ class MqttConnection:
         while not self._stopping:
             try:
                 with map_mqtt_errors(f"broker {self.endpoint.display}"):
+                    queue = self._direct_queue()
                     async with aiomqtt.Client(
                             identifier=self.client_id, will=self._will, keepalive=self._keepalive,
+                            queue_type=queue,
                             clean_session=(self._clean_session
                                            if self.endpoint.version != 5 else None),
                             **self.endpoint.client_kwargs(), **self._options) as client:
@@ -186,8 +217,8 @@ class MqttConnection:
                         delay = self._backoff[0]
                         if self._on_connect is not None:
                             await self._on_connect()
-                        async for message in client.messages:
-                            await self._dispatch(message)
+                        async for _ in client.messages:  # returns only by raising on loss
+                            pass
             except asyncio.CancelledError:
                 raise
             except DeviceError as exc:
@@ -232,16 +263,36 @@ class MqttConnection:
                 with contextlib.suppress(aiomqtt.MqttError):
                     await self._client.unsubscribe(topic_filter)
 
-    async def _dispatch(self, message: aiomqtt.Message) -> None:
+    def _direct_queue(self) -> type[_DirectQueue]:
+        sink = self._dispatch
+
+        class Queue(_DirectQueue):
+            pass
+
+        Queue.sink = staticmethod(sink)
+        return Queue
+
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        """Route one message to the handlers of every matching filter. Handlers run inline
+        (keep them quick); an async handler's coroutine becomes a task."""
+        topic = message.topic.value
         for sub in list(self._subs.values()):
-            if message.topic.matches(sub.filter):
-                for handler in list(sub.handlers):
-                    try:
-                        result = handler(message)
-                        if result is not None:
-                            await result
-                    except Exception:  # one bad handler must not kill the connection
-                        log.exception("mqtt.handler_failed", topic=str(message.topic))
+            if not sub.matches(topic):
+                continue
+            for handler in list(sub.handlers):
+                try:
+                    result = handler(message)
+                    if result is not None:
+                        task = asyncio.ensure_future(result)
+                        self._handler_tasks.add(task)
+                        task.add_done_callback(self._handler_done)
+                except Exception:  # one bad handler must not kill the connection
+                    log.exception("mqtt.handler_failed", topic=str(message.topic))
+
+    def _handler_done(self, task: asyncio.Future[None]) -> None:
+        self._handler_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("mqtt.handler_failed", error=repr(task.exception()))
 
     # -- publishing ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import structlog
 from pydantic import BaseModel
 
 from ..adapters.errors import with_timeout
+from ..schemas.base import fast_id, utcnow
 from ..adapters.pool import Transports
 from ..schemas import (
     AlarmEvent,
@@ -52,6 +53,12 @@ log = structlog.get_logger("ttcs.hub")
 
 #: consecutive failed polls before a poll device is declared offline (degraded before that)
 OFFLINE_AFTER_FAILURES = 3
+
+
+def _differs(old: DeviceStatus, new: DeviceStatus) -> bool:
+    """Whether two statuses differ in anything but ``reported_at``."""
+    a, b = old.__dict__, new.__dict__
+    return any(a[k] != b[k] for k in a if k != "reported_at")
 
 
 class DeviceSupervisor:
@@ -384,9 +391,15 @@ class Hub:
 
     def apply_status(self, sup: DeviceSupervisor, status: DeviceStatus,
                      reason: str | None = None) -> None:
-        """Take a status reported for a supervised device: state, events, store."""
+        """Take a status reported for a supervised device: state, events, store.
+
+        This runs for every heartbeat of every device, so it stays cheap: a status that
+        differs from the last one only by its timestamp updates the store but publishes no
+        event, and internal events are built without re-validating data already validated.
+        """
         previous = sup.connectivity
         current = status.connectivity
+        changed = sup.status is None or _differs(sup.status, status)
         sup.status = status
         device = sup.device
         if current is not previous:
@@ -403,8 +416,10 @@ class Hub:
             info = DeviceInfo(serial=device.serial, vendor=device.vendor, model=device.model,
                               firmware=status.firmware, kind=device.kind)
             self.spawn(self.registry.update_identity(device.id, info))
-        self.bus.publish(DeviceStatusEvent(device_id=device.id, area_code=device.area_code,
-                                           status=status))
+        if changed:
+            self.bus.publish(DeviceStatusEvent.model_construct(
+                id=fast_id("evt"), at=utcnow(), device_id=device.id,
+                area_code=device.area_code, status=status, type="device.status"))
         if self._status_writer is not None:
             self._status_writer.put(device.id, status)
 

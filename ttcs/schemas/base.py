@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +25,11 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """A new opaque identifier such as ``cmd-1f3a…``."""
     return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+def fast_id(prefix: str) -> str:
+    """Like :func:`new_id` (80 random bits) at a fraction of the cost, for hot paths."""
+    return f"{prefix}-{os.urandom(10).hex()}"
 
 
 def _aware(value: datetime) -> datetime:

@@ -149,11 +149,12 @@ class NativeSpeakerDriver(DeviceDriver, NativeListener):
         """Latest status with the presence and firmware the device announced most recently."""
         chan = self._chan
         assert chan is not None
-        status = chan.status or DeviceStatus()
-        update: dict[str, object] = {"connectivity": connectivity}
+        status = (chan.status or DeviceStatus()).model_copy()
+        # plain assignment: the values come from validated models (no re-validation needed)
+        status.connectivity = connectivity
         if chan.birth is not None:  # the birth is newer than a retained status from before
-            update["firmware"] = chan.birth.info.firmware
-        self.context.link.report_status(status.model_copy(update=update))
+            status.firmware = chan.birth.info.firmware
+        self.context.link.report_status(status)
 
     def on_birth(self, birth: Birth) -> None:
         self._report(Connectivity.ONLINE)
