@@ -37,10 +37,26 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an ack")
     probe_timeout: float = Field(default=5.0, gt=0)
+    media_base_url: str = Field(default="http://{api_host}:{api_port}",
+                                description="base of the media URLs handed to devices; "
+                                "{api_host} and {api_port} are filled in. Set it to an address "
+                                "the devices can reach when the API listens on 0.0.0.0")
+    media_url_ttl: float = Field(default=6 * 3600, gt=0,
+                                 description="seconds a signed media URL stays valid")
+    tts_engine: str = Field(default="espeak-ng", description="default text-to-speech engine")
+    tts_voices: dict[str, str] = Field(
+        default_factory=dict, description="area code -> voice ('VOICE' or 'ENGINE:VOICE'); "
+        "inherited down the area tree, overrides the regional voice")
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home / 'ttcs.db'}"
+
+    @property
+    def media_base(self) -> str:
+        """``media_base_url`` with the API host and port filled in, without a trailing /."""
+        return self.media_base_url.format(api_host=self.api_host,
+                                          api_port=self.api_port).rstrip("/")
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -57,6 +73,8 @@ _ENV = {
     "TTCS_HUB_ID": "hub_id",
     "TTCS_LOG_FORMAT": "log_format",
     "TTCS_LOG_LEVEL": "log_level",
+    "TTCS_MEDIA_BASE_URL": "media_base_url",
+    "TTCS_TTS_ENGINE": "tts_engine",
 }
 
 

@@ -36,6 +36,7 @@ from ..schemas import (
     PlayEvent,
 )
 from .config import Settings
+from .content import ContentLibrary
 from .driver import DeviceDriver, DriverContext, require_capability
 from .errors import AuthFailed, DeviceError
 from .events import EventBus
@@ -159,6 +160,7 @@ class Hub:
         self.supervisors: dict[str, DeviceSupervisor] = {}
         self._store: Store | None = None
         self._registry: Registry | None = None
+        self._content: ContentLibrary | None = None
         self._discoveries: list[Any] = []
         self._status_writer: StatusWriter | None = None
         self._recorder: EventRecorder | None = None
@@ -178,6 +180,13 @@ class Hub:
             raise RuntimeError("hub not opened: call await hub.open() first")
         return self._registry
 
+    @property
+    def content(self) -> ContentLibrary:
+        """The content library: media, text-to-speech, approval (see :mod:`ttcs.core.content`)."""
+        if self._content is None:
+            raise RuntimeError("hub not opened: call await hub.open() first")
+        return self._content
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> Hub:
@@ -185,6 +194,8 @@ class Hub:
         if self._store is None:
             self._store = await Store.open(self.settings)
             self._registry = Registry(self._store, self.plugins, self.probe)
+            self._content = ContentLibrary(self._store, self._registry, self.settings,
+                                           self.plugins)
         return self
 
     async def start(self) -> None:
@@ -239,6 +250,7 @@ class Hub:
             await self._store.close()
             self._store = None
             self._registry = None
+            self._content = None
 
     async def __aenter__(self) -> Hub:
         await self.open()
