@@ -54,6 +54,7 @@ from ..errors import (
     InvalidTransition,
     NotFound,
 )
+from ..plugins import PluginManager
 from ..registry import Registry
 from ..store import Store
 from ..store.tables import ContentDecisionRow, ContentRow, SigningKeyRow
@@ -132,7 +133,7 @@ def approval_statement(content: Content, approval: Approval) -> dict[str, Any]:
     }
 
 
-def default_engines(plugins: Any = None) -> dict[str, TtsEngine]:
+def default_engines(plugins: PluginManager | None = None) -> dict[str, TtsEngine]:
     """espeak-ng plus every engine registered by a loaded plugin (a plugin cannot replace a
     built-in engine by reusing its name)."""
     engines: dict[str, TtsEngine] = {EspeakEngine.name: EspeakEngine()}
@@ -153,13 +154,16 @@ class ContentLibrary:
     """Content items, approvers, media, speech — the ``hub.content`` service."""
 
     def __init__(self, store: Store, registry: Registry, settings: Settings,
-                 plugins: Any = None, *, media: MediaStore | None = None,
+                 plugins: PluginManager | None = None, *, media: MediaStore | None = None,
                  engines: Mapping[str, TtsEngine] | None = None) -> None:
         self.store = store
         self.registry = registry
         self.settings = settings
         self.media: MediaStore = media or LocalMediaStore(settings.home / "media")
         self.urls = MediaUrlSigner.for_home(settings.home, settings.media_base)
+        if any(h in settings.media_base for h in ("//0.0.0.0", "//[::]")):
+            log.warning("content.media_base_unreachable", media_base=settings.media_base,
+                        hint="set media_base_url to an address devices can reach")
         self.approvers = ApproverBook(store, registry)
         self.speech = Speech(store, registry, settings, self.media,
                              engines if engines is not None else default_engines(plugins))
