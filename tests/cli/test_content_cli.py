@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 
 from tests.core.content.conftest import wav_bytes
 from ttcs.cli import main
+from ttcs.core.logging import configure
 
 TTCS = str(Path(sys.executable).with_name("ttcs"))
 
@@ -30,7 +31,7 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def ttcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-         ) -> Run:
+         ) -> Iterator[Run]:
     """``ttcs ARGS`` run in this process (the parser, handlers and store of the real CLI)."""
     monkeypatch.setenv("TTCS_HOME", str(tmp_path / "var"))
     monkeypatch.delenv("TTCS_DATABASE_URL", raising=False)
@@ -48,7 +49,9 @@ def ttcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     run("approvers", "add", "Chủ tịch UBND xã Phú Vinh", "--level", "commune", "--area", "20101")
     run("approvers", "add", "Chủ tịch UBND phường Thuận An", "--level", "commune",
         "--area", "19900")
-    return run
+    yield run
+    # main() pointed the log output at this test's captured stderr, which closes now
+    configure(level="warning", stream=sys.__stderr__)
 
 
 def _json(run: Run, *args: str) -> Any:

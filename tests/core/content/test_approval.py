@@ -281,3 +281,15 @@ async def test_approver_private_keys_are_stored_sealed(content_hub: Hub) -> None
     async with content_hub.store.sessions() as s:
         sealed = (await s.execute(text("SELECT private_key, public_key FROM approvers"))).all()
     assert sealed and all(row[0].startswith("gAAAA") for row in sealed)  # Fernet tokens
+
+
+async def test_a_fan_out_verifies_once_and_renders_once_per_voice(sqlite_hub: Hub) -> None:
+    lib = sqlite_hub.content
+    item = await approved(sqlite_hub, await lib.add(draft(), "test"))
+    before = lib.speech.syntheses
+    got = await lib.playables(item, ["20101", "20101-01", "19900", "91", "26734"])
+    voices = {area: p.voice.voice for area, p in got.items() if p.voice}
+    assert voices == {"20101": "vi-vn-x-central", "20101-01": "vi-vn-x-central",
+                      "19900": "vi-vn-x-central", "91": "vi", "26734": "vi-vn-x-south"}
+    assert lib.speech.syntheses - before == 3
+    assert got["20101"].media.sha256 == got["19900"].media.sha256 != got["91"].media.sha256

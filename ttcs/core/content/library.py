@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -539,19 +539,40 @@ class ContentLibrary:
         """Verify the approval, then the media a device in ``area_code`` plays or shows, with a
         fresh signed URL and the token that proves it approved. A text item becomes speech in
         the area's voice, signed by the hub's render key over the approval."""
+        return (await self.playables(content, [area_code]))[area_code]
+
+    async def playables(self, content: Content | str, area_codes: Iterable[str]
+                        ) -> dict[str, Playable]:
+        """:meth:`playable` for many areas at once — for a fan-out: the approval is verified
+        once and the text rendered once per distinct voice."""
         if isinstance(content, str):
             content = await self.get(content)
         await self.verify_approval(content)
         approval_token = self.approval_token(content)
+        areas = list(dict.fromkeys(area_codes))
         if content.media is not None:
             m = content.media
-            return Playable(MediaRef(url=self.signed_url(m.sha256), sha256=m.sha256,
+            same = Playable(MediaRef(url=self.signed_url(m.sha256), sha256=m.sha256,
                                      size=m.size, duration=m.duration, mime=m.mime),
                             approval_token)
-        rendered, choice = await self.speak(content, area_code)
-        assert content.text is not None
+            return dict.fromkeys(areas, same)
+        if not content.text:
+            raise InvalidInput(f"content {content.id} has neither media nor text")
+        spoken: dict[tuple[str, str], Playable] = {}
+        result: dict[str, Playable] = {}
+        for area in areas:
+            choice = await self.speech.voice_for(area, content.language)
+            key = (choice.engine, choice.voice)
+            if key not in spoken:
+                spoken[key] = await self._spoken(content, content.text, choice, approval_token)
+            result[area] = replace(spoken[key], voice=choice)
+        return result
+
+    async def _spoken(self, content: Content, text: str, choice: VoiceChoice,
+                      approval_token: str) -> Playable:
+        rendered = await self.speech.render(text, choice.engine, choice.voice)
         payload = {"v": signing.STATEMENT_VERSION, "content_id": content.id,
-                   "approval": approval_token, "text_sha256": signing.sha256_text(content.text),
+                   "approval": approval_token, "text_sha256": signing.sha256_text(text),
                    "engine": rendered.engine, "voice": rendered.voice,
                    "media": {"sha256": rendered.sha256, "size": rendered.size}}
         kid, private, _ = await self.render_key()
