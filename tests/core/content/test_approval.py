@@ -61,9 +61,9 @@ RIGHTS = [
 
 @pytest.mark.parametrize(("approver", "level", "area", "refusal"), RIGHTS)
 async def test_only_an_approver_at_the_issuing_level_over_the_area_approves(
-        content_hub: Hub, approver: str, level: str, area: str | None,
+        sqlite_hub: Hub, approver: str, level: str, area: str | None,
         refusal: str | None) -> None:
-    lib = content_hub.content
+    lib = sqlite_hub.content
     item = await lib.add(draft(source_level=level, area_code=area), "test")
     await lib.submit(item.id, "test")
     if refusal is None:
@@ -72,8 +72,18 @@ async def test_only_an_approver_at_the_issuing_level_over_the_area_approves(
     with pytest.raises(ApprovalDenied, match=refusal):
         await lib.approve(item.id, approver, "test")
     assert (await lib.get(item.id)).state is ApprovalState.SUBMITTED
-    denied = (await content_hub.store.audit.entries(limit=1))[0]
+    denied = (await sqlite_hub.store.audit.entries(limit=1))[0]
     assert (denied.action, denied.outcome) == ("content.approve", "denied")
+
+
+async def test_an_approver_of_another_commune_is_refused_on_every_database(
+        content_hub: Hub) -> None:
+    lib = content_hub.content
+    item = await lib.add(draft(), "test")
+    await lib.submit(item.id, "test")
+    with pytest.raises(ApprovalDenied, match="approves only for area 19900"):
+        await lib.approve(item.id, "chu-tich-thuan-an", "test")
+    assert (await lib.approve(item.id, "chu-tich-phu-vinh", "test")).approval is not None
 
 
 async def test_a_rejection_records_the_reason_and_an_edit_starts_over(
