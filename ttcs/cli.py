@@ -523,6 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add", nargs="+", metavar="DEVICE")
     p.add_argument("--remove", nargs="+", metavar="DEVICE")
 
+    from .core.content.cli import register as register_content
+
+    register_content(sub)
+
     audit = group(sub, "audit", "the audit trail")
     add(audit, "verify", cmd_audit_verify, "check the audit log's hash chain")
     p = add(audit, "list", cmd_audit_list, "recent audit entries")

@@ -4,6 +4,7 @@ digest recorded at approval time (the real library signs with Ed25519)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -83,5 +84,19 @@ class TestContentGate:
         if self._digest(content) != self._approved[content.id]:
             raise InvalidInput(f"content {content.id} was altered after approval")
 
-    async def media_for(self, content: Content, area_code: str) -> MediaRef | None:
+    async def media_for(self, content: Content, area_code: str) -> MediaRef:
+        assert content.media is not None
         return content.media
+
+    async def playable(self, content: Content, area_code: str) -> Playable:
+        await self.verify_approval(content)
+        return Playable(await self.media_for(content, area_code), self.approval_token(content))
+
+    def approval_token(self, content: Content) -> str:
+        return content.approval.signature if content.approval else ""
+
+
+@dataclass
+class Playable:
+    media: MediaRef
+    signature: str

@@ -39,10 +39,26 @@ class Settings(BaseModel):
     probe_timeout: float = Field(default=5.0, gt=0)
     policy_file: Path | None = Field(default=None, description="broadcast policy by area type;"
                                      " default: the shipped Hanoi 2021 sample")
+    media_base_url: str = Field(default="http://{api_host}:{api_port}",
+                                description="base of the media URLs handed to devices; "
+                                "{api_host} and {api_port} are filled in. Set it to an address "
+                                "the devices can reach when the API listens on 0.0.0.0")
+    media_url_ttl: float = Field(default=6 * 3600, gt=0,
+                                 description="seconds a signed media URL stays valid")
+    tts_engine: str = Field(default="espeak-ng", description="default text-to-speech engine")
+    tts_voices: dict[str, str] = Field(
+        default_factory=dict, description="area code -> voice ('VOICE' or 'ENGINE:VOICE'); "
+        "inherited down the area tree, overrides the regional voice")
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home / 'ttcs.db'}"
+
+    @property
+    def media_base(self) -> str:
+        """``media_base_url`` with the API host and port filled in, without a trailing /."""
+        return self.media_base_url.format(api_host=self.api_host,
+                                          api_port=self.api_port).rstrip("/")
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -60,6 +76,8 @@ _ENV = {
     "TTCS_LOG_FORMAT": "log_format",
     "TTCS_LOG_LEVEL": "log_level",
     "TTCS_POLICY_FILE": "policy_file",
+    "TTCS_MEDIA_BASE_URL": "media_base_url",
+    "TTCS_TTS_ENGINE": "tts_engine",
 }
 
 

@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,18 +51,18 @@ from ..schemas import (
     ContentKind,
     Device,
     Event,
-    MediaRef,
     PlayCommand,
     PlayEvent,
     PlayPhase,
     ScheduleEntry,
     ShowCommand,
+    StopCommand,
     SyncScheduleCommand,
     new_id,
     parse_command,
 )
 from .errors import DeviceError, TTCSError
-from .schedule.content_gate import ContentGate
+from .schedule.content_gate import ContentGate, PlayableMedia
 from .schedule.policy import Policy
 from .schedule.service import (
     ACTIVE_STATES,
@@ -76,6 +77,9 @@ from .schedule.timeline import Placement, resolve
 from .store.tables import BroadcastRow, BroadcastTargetRow, OfferRow, OutboxRow
 
 log = structlog.get_logger("ttcs.dispatch")
+
+#: how long media references (signed URLs) are reused across a fan-out
+MEDIA_CACHE_SECONDS = 600.0
 
 
 class RowState:
@@ -126,7 +130,7 @@ class Dispatcher:
         self._unflushed: set[int] = set()  # seqs whose result is not written yet
         self._results: list[dict[str, Any]] = []
         self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self._media: dict[tuple[str, str], MediaRef | None] = {}
+        self._media: dict[tuple[str, str, str], tuple[float, PlayableMedia]] = {}
         self._synced: dict[str, str] = {}  # device -> hash of the schedule last sent
         self._unsubscribe = hub.bus.subscribe(self._on_event)
         self.sent = 0
@@ -203,16 +207,18 @@ class Dispatcher:
                    if p.placed and self._due(p, now, horizon)]
             for placement in due:
                 b, row = broadcasts[placement.occurrence.broadcast_id]
-                content = await self.content.get(b.content_id)
                 for device_id in device_ids:
                     device = await self._device(device_id)
                     if device is None or (Capability.SCHEDULE_LOCAL in device.capabilities
                                           and placement.occurrence.level
                                           is not BulletinLevel.EMERGENCY):
                         continue  # local-schedule devices get their items by sync
-                    made = await self._row(device, commune, placement, b, row, content)
-                    if made is not None:
-                        new_rows.append(made)
+                    try:
+                        content = await self.content.get(b.content_id)
+                        new_rows.append(await self._row(device, commune, placement, b, row,
+                                                        content))
+                    except TTCSError as exc:  # unapproved, altered, media gone: never sent
+                        new_rows.append(self._refusal(device.id, placement, b, str(exc)))
         added = await self._insert(new_rows)
         if added:
             await self._mark_active([r["broadcast_id"] for r in new_rows])
@@ -236,8 +242,18 @@ class Dispatcher:
             return await self.hub.registry.get_device(device_id)  # type: ignore[no-any-return]
         return None
 
+    def _refusal(self, device_id: str, p: Placement, b: Any, reason: str) -> dict[str, Any]:
+        """A row that records, durably and once, that this delivery was refused."""
+        log.warning("dispatch.refused", broadcast=b.id, device=device_id, reason=reason)
+        assert p.start is not None
+        values = _outbox_values(StopCommand(id=new_id("cmd"),
+                                            idempotency_key=f"{p.occurrence.key}/{device_id}"),
+                                device_id, p.occurrence.level, b.id, b.content_id, None,
+                                not_before=p.start, expires_at=None)
+        return {**values, "state": RowState.REFUSED, "last_error": reason}
+
     async def _row(self, device: Device, commune: str, p: Placement, b: Any, row: BroadcastRow,
-                   content: Content) -> dict[str, Any] | None:
+                   content: Content) -> dict[str, Any]:
         assert p.start is not None
         assert p.end is not None
         key = f"{p.occurrence.key}/{device.id}"
@@ -246,36 +262,43 @@ class Dispatcher:
             p.start + timedelta(seconds=self.settings.late_grace))
         command = await self.command_for(device, content, commune, key=key, broadcast=b,
                                          expires_at=expires, seconds=row.seconds)
-        if command is None:
-            return None
         return _outbox_values(command, device.id, level, b.id, content.id, row.seconds,
                               not_before=p.start, expires_at=expires)
 
     async def command_for(self, device: Device, content: Content, area_code: str, *, key: str,
                           broadcast: Any, expires_at: datetime | None, seconds: float
-                          ) -> Command | None:
+                          ) -> Command:
         """The command that presents ``content`` on ``device`` (audio or display)."""
-        signature = content.approval.signature if content.approval else None
         level = broadcast.level or content.level
         if set(device.capabilities) & AUDIO_CAPS and content.kind in (ContentKind.AUDIO,
                                                                      ContentKind.TEXT):
-            cache = (content.id, area_code)
-            if cache not in self._media:
-                self._media[cache] = await self.content.media_for(content, area_code)
-            media = self._media[cache]
-            if media is None:
-                return None
+            playable = await self._playable(content, area_code)
             return PlayCommand(id=new_id("cmd"), idempotency_key=key, content_id=content.id,
-                               broadcast_id=broadcast.id, media=media, level=level,
+                               broadcast_id=broadcast.id, media=playable.media, level=level,
                                volume=broadcast.volume, repeat=broadcast.repeat,
-                               signature=signature, expires_at=expires_at)
-        media = content.media if content.kind in (ContentKind.IMAGE, ContentKind.VIDEO) else None
+                               signature=playable.signature, expires_at=expires_at)
+        media = None
+        if content.kind in (ContentKind.IMAGE, ContentKind.VIDEO):
+            media = (await self._playable(content, area_code)).media
         return ShowCommand(id=new_id("cmd"), idempotency_key=key, content_id=content.id,
                            broadcast_id=broadcast.id, text=content.text or (
                                None if media else content.title), media=media, level=level,
                            seconds=seconds, valid_from=broadcast.valid_from,
-                           valid_until=broadcast.valid_until, signature=signature,
+                           valid_until=broadcast.valid_until,
+                           signature=self.content.approval_token(content),
                            expires_at=expires_at)
+
+    async def _playable(self, content: Content, area_code: str) -> PlayableMedia:
+        """Media and token per (approved revision, area), reused for a fan-out; signed URLs
+        are long-lived enough for the minutes a cache entry lives."""
+        signature = content.approval.signature if content.approval else ""
+        key = (content.id, signature, area_code)
+        now = time.monotonic()
+        cached = self._media.get(key)
+        if cached is None or now - cached[0] > MEDIA_CACHE_SECONDS:
+            cached = (now, await self.content.playable(content, area_code))
+            self._media[key] = cached
+        return cached[1]
 
     async def _insert(self, rows: list[dict[str, Any]]) -> int:
         if not rows:
@@ -330,15 +353,12 @@ class Dispatcher:
                     continue
                 b = await self.broadcasts.get(p.occurrence.broadcast_id)
                 content = await self.content.get(b.content_id)
-                await self.content.verify_approval(content)
-                media = await self.content.media_for(content, commune)
-                if media is None:
-                    continue
+                playable = await self._playable(content, commune)  # verifies approval
                 assert p.start is not None
                 entries.append(ScheduleEntry(
-                    id=p.occurrence.key, content_id=content.id, media=media, start=p.start,
-                    level=p.occurrence.level, volume=b.volume, repeat=b.repeat,
-                    signature=content.approval.signature if content.approval else None))
+                    id=p.occurrence.key, content_id=content.id, media=playable.media,
+                    start=p.start, level=p.occurrence.level, volume=b.volume,
+                    repeat=b.repeat, signature=playable.signature))
             digest = hashlib.sha256(json.dumps([e.model_dump(mode="json") for e in entries],
                                                sort_keys=True).encode()).hexdigest()[:24]
             if self._synced.get(device.id) == digest:

@@ -94,6 +94,41 @@ class Conflict(RegistryError):
     """The operation clashes with what exists (a duplicate serial, a cycle in the tree)."""
 
 
+# -- content errors: the library, approval and the dispatch-time check -------------------------
+
+
+class ContentError(TTCSError):
+    """A content operation cannot be done as asked."""
+
+
+class InvalidTransition(ContentError):
+    """The content item is not in a state that allows this step (e.g. approving a draft)."""
+
+
+class ApprovalDenied(ContentError):
+    """The approver has no rights over this item (wrong issuing level or outside their area)."""
+
+
+class TtsError(ContentError):
+    """Text-to-speech failed (engine missing, crashed, gave no WAV, or has no such voice)."""
+
+
+class ContentNotDispatchable(ContentError):
+    """The item must not go to any device. The dispatch path refuses on any subclass."""
+
+
+class ContentNotApproved(ContentNotDispatchable):
+    """The item is not (or no longer) approved."""
+
+
+class ContentAltered(ContentNotDispatchable):
+    """The item's bytes or metadata differ from what was approved, or the signature is bad."""
+
+
+class MediaMissing(ContentNotDispatchable):
+    """The item's media file is not in the media store."""
+
+
 class InvalidInput(TTCSError):
     """Input from a person, file or API failed validation; the message says what to fix."""
 

@@ -19,7 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from ..schemas import PluginManifest
-    from .registrars import DriverRegistrar, SimulatorRegistrar
+    from .registrars import DriverRegistrar, SimulatorRegistrar, TtsRegistrar
 
 PROJECT = "ttcs"
 ENTRY_POINT_GROUP = "ttcs.plugins"
@@ -66,3 +66,18 @@ def ttcs_register_simulators(registrar: SimulatorRegistrar) -> None:
     Optional. Called once after ``ttcs_register_drivers``.
     """
 
+
+@hookspec
+def ttcs_register_tts(registrar: TtsRegistrar) -> None:
+    """Register text-to-speech engines (a vendor's cloud TTS, a better offline voice).
+
+    :param registrar: call ``registrar.add_engine(engine)`` with an object following
+        :class:`~ttcs.core.content.tts.TtsEngine`: a unique ``name``, ``voices`` (name,
+        language, optional region north/central/south) and ``async synthesize(text, voice)``
+        returning WAV bytes.
+
+    Optional. Called once after ``ttcs_register_simulators``. Engines are chosen by name with
+    the ``tts_engine`` setting, or per area with ``tts_voices`` (``ENGINE:VOICE``); renders are
+    cached by engine, voice and text, so an engine is called once per distinct bulletin. A name
+    already taken (``espeak-ng`` is built in) is ignored with a warning.
+    """

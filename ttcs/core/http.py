@@ -1,4 +1,5 @@
-"""The hub's HTTP server. For now: ``/healthz`` (liveness and a fleet summary)."""
+"""The hub's HTTP server: ``/healthz`` (liveness and a fleet summary), and the content
+library's ``/media/{sha256}`` (signed URLs for devices) and ``/keys`` (public keys)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..schemas import Connectivity
+from .content.http import add_content_routes
 from .hub import Hub
 
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
@@ -30,6 +32,7 @@ def build_app(hub: Hub) -> web.Application:
     app = web.Application()
     app[HUB_KEY] = hub
     app.router.add_get("/healthz", healthz)
+    add_content_routes(app, hub.content)
     return app
 
 

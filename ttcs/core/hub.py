@@ -12,13 +12,12 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from pydantic import BaseModel
 
 from ..adapters.errors import with_timeout
-from ..schemas.base import fast_id, utcnow
 from ..adapters.pool import Transports
 from ..schemas import (
     AlarmEvent,
@@ -36,7 +35,9 @@ from ..schemas import (
     IotClass,
     PlayEvent,
 )
+from ..schemas.base import fast_id, utcnow
 from .config import Settings
+from .content import ContentLibrary
 from .dispatch import Dispatcher, DispatchSettings
 from .driver import DeviceDriver, DriverContext, require_capability
 from .errors import AuthFailed, DeviceError
@@ -164,7 +165,8 @@ class Hub:
                  content: ContentGate | None = None,
                  dispatch: DispatchSettings | None = None) -> None:
         self.settings = settings
-        self.content: ContentGate | None = content
+        # Tests may substitute a gate with the dispatch-facing methods of ContentLibrary.
+        self._content_override = cast("ContentLibrary | None", content)
         self.broadcasts: BroadcastService | None = None
         self.dispatcher: Dispatcher | None = None
         self._dispatch_settings = dispatch
@@ -175,6 +177,7 @@ class Hub:
         self.supervisors: dict[str, DeviceSupervisor] = {}
         self._store: Store | None = None
         self._registry: Registry | None = None
+        self._content: ContentLibrary | None = None
         self._discoveries: list[Any] = []
         self._status_writer: StatusWriter | None = None
         self._recorder: EventRecorder | None = None
@@ -194,6 +197,13 @@ class Hub:
             raise RuntimeError("hub not opened: call await hub.open() first")
         return self._registry
 
+    @property
+    def content(self) -> ContentLibrary:
+        """The content library: media, text-to-speech, approval (see :mod:`ttcs.core.content`)."""
+        if self._content is None:
+            raise RuntimeError("hub not opened: call await hub.open() first")
+        return self._content
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> Hub:
@@ -201,9 +211,10 @@ class Hub:
         if self._store is None:
             self._store = await Store.open(self.settings)
             self._registry = Registry(self._store, self.plugins, self.probe)
-            if self.content is not None:
-                self.broadcasts = BroadcastService(self._store, self._registry, self.content,
-                                                   self.settings.policy_file)
+            self._content = self._content_override or ContentLibrary(
+                self._store, self._registry, self.settings, self.plugins)
+            self.broadcasts = BroadcastService(self._store, self._registry, self._content,
+                                               self.settings.policy_file)
         return self
 
     async def start(self) -> None:
@@ -229,7 +240,7 @@ class Hub:
         for device in await self.registry.list_devices():
             await self.supervise(device)
         self.poller.start()
-        if self.broadcasts is not None and self.content is not None:
+        if self.broadcasts is not None:
             self.dispatcher = Dispatcher(self, self.broadcasts, self.content,
                                          self._dispatch_settings)
             self.dispatcher.start()
@@ -265,6 +276,8 @@ class Hub:
             await self._store.close()
             self._store = None
             self._registry = None
+            self._content = None
+            self.broadcasts = None
 
     async def __aenter__(self) -> Hub:
         await self.open()

@@ -25,7 +25,7 @@ from ..schemas.errors import explain
 from . import hookspecs
 from .driver import DeviceDriver
 from .errors import PluginRefused, UnknownPlugin
-from .registrars import DriverRegistrar, SimulatorRegistrar
+from .registrars import DriverRegistrar, SimulatorRegistrar, TtsRegistrar
 
 log = structlog.get_logger("ttcs.plugins")
 
@@ -48,6 +48,7 @@ class LoadedPlugin:
     drivers: dict[DeviceKind, type[DeviceDriver]] = field(default_factory=dict)
     discoveries: list[type[Any]] = field(default_factory=list)
     simulators: list[Any] = field(default_factory=list)
+    tts_engines: list[Any] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -121,12 +122,18 @@ class PluginManager:
             self._check_drivers(entry.manifest, registrar)
             sims = SimulatorRegistrar(entry.manifest.id)
             self._call(obj, "ttcs_register_simulators", registrar=sims)
+            tts = TtsRegistrar(entry.manifest.id)
+            self._call(obj, "ttcs_register_tts", registrar=tts)
+            if clash := {e.name for e in tts.engines} & {
+                    e.name for p in self.loaded() for e in p.tts_engines}:
+                raise PluginRefused(f"TTS engine name(s) already taken: {sorted(clash)}")
         except BaseException:
             self._pm.unregister(obj)
             raise
         entry.drivers = {kind: cls for cls in registrar.drivers for kind in cls.kinds}
         entry.discoveries = registrar.discoveries
         entry.simulators = sims.simulators
+        entry.tts_engines = tts.engines
         entry.state = PluginState.LOADED
 
     def _call(self, obj: object, hook_name: str, **kwargs: Any) -> Any:
@@ -205,6 +212,10 @@ class PluginManager:
 
     def simulators(self) -> list[Any]:
         return [spec for p in self.loaded() for spec in p.simulators]
+
+    def tts_engines(self) -> list[tuple[str, Any]]:
+        """(plugin id, engine) for every text-to-speech engine of the loaded plugins."""
+        return [(p.id, engine) for p in self.loaded() for engine in p.tts_engines]
 
 
 def default_manager() -> PluginManager:

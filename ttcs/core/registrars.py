@@ -13,6 +13,7 @@ from .errors import PluginRefused
 
 if TYPE_CHECKING:
     from ..simulators.base import SimulatorSpec
+    from .content.tts import TtsEngine
 
 
 class DiscoveryService(Protocol):
@@ -67,3 +68,26 @@ class SimulatorRegistrar:
 
     def add(self, spec: SimulatorSpec) -> None:
         self.simulators.append(spec)
+
+
+@dataclass
+class TtsRegistrar:
+    """Passed to ``ttcs_register_tts``; collects text-to-speech engines."""
+
+    plugin_id: str
+    engines: list[TtsEngine] = field(default_factory=list)
+
+    def add_engine(self, engine: TtsEngine) -> None:
+        name = getattr(engine, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginRefused(f"TTS engine {engine!r} has no name")
+        if not inspect.iscoroutinefunction(getattr(engine, "synthesize", None)):
+            raise PluginRefused(f"TTS engine '{name}' needs an async synthesize(text, voice)")
+        voices = getattr(engine, "voices", None)
+        if not voices or not all(getattr(v, "name", None) and getattr(v, "language", None)
+                                 for v in voices):
+            raise PluginRefused(f"TTS engine '{name}' lists no voices (each with a name and "
+                                "a language)")
+        if any(e.name == name for e in self.engines):
+            raise PluginRefused(f"TTS engine '{name}' registered twice")
+        self.engines.append(engine)

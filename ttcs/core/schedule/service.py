@@ -252,8 +252,7 @@ class BroadcastService:
         if content.media is not None and content.media.duration is not None:
             one = content.media.duration
         elif content.kind is ContentKind.TEXT:
-            media = await self.content.media_for(content, area_code)
-            one = media.duration if media is not None else None
+            one = (await self.content.media_for(content, area_code)).duration
         return (one or DEFAULT_DISPLAY_SECONDS) * broadcast.repeat
 
     async def _check_policy(self, plan: Plan) -> None:

@@ -164,6 +164,92 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+# -- content and approval (migration 0002) ---------------------------------------------------
+
+
+class ContentRow(Base):
+    """A content item; ``revision`` grows on every edit, approvals name the revision."""
+
+    __tablename__ = "content"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    media_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    media_size: Mapped[int | None] = mapped_column(BigInteger)
+    media_mime: Mapped[str | None] = mapped_column(String(100))
+    media_duration: Mapped[float | None] = mapped_column(Float)
+    language: Mapped[str] = mapped_column(String(35))
+    level: Mapped[str] = mapped_column(String(16))
+    source_level: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str] = mapped_column(String(300))
+    area_code: Mapped[str | None] = mapped_column(String(64), ForeignKey("areas.code"),
+                                                  index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class ContentDecisionRow(Base):
+    """History of approval decisions; the latest 'approved' row of the current revision is
+    the item's approval. ``statement`` is exactly what was signed."""
+
+    __tablename__ = "content_approvals"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    content_id: Mapped[str] = mapped_column(String(128), ForeignKey("content.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(16))
+    approver: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)
+    statement: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    signature: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApproverRow(Base):
+    """Someone who may approve content of one issuing level within an area's subtree."""
+
+    __tablename__ = "approvers"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str | None] = mapped_column(String(64), ForeignKey("areas.code"),
+                                                  index=True)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64))  # base64url, 32 raw bytes
+    private_key: Mapped[str] = mapped_column(Text)  # sealed with the store's SecretBox
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class SigningKeyRow(Base):
+    """The hub's own Ed25519 keys (the TTS render key); private halves sealed."""
+
+    __tablename__ = "signing_keys"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    private_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class TtsRenderRow(Base):
+    """Index of the text-to-speech cache: sha256(engine, voice, text) -> media file."""
+
+    __tablename__ = "tts_renders"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(100))
+    voice: Mapped[str] = mapped_column(String(100))
+    media_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    duration: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
 # -- broadcasts and dispatch (migration 0003) ----------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """broadcasts offers policies outbox
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 08:03:02.167750
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from ttcs.core.store.tables import JSONType, UTCDateTime
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
