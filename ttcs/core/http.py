@@ -1,4 +1,5 @@
-"""The hub's HTTP server. For now: ``/healthz`` (liveness and a fleet summary)."""
+"""The hub's HTTP server. For now: ``/healthz`` (liveness and a fleet summary) and
+``/metrics`` (Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,21 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    from .metrics import CONTENT_TYPE
+
+    hub = request.app[HUB_KEY]
+    if hub.monitor is None:
+        raise web.HTTPServiceUnavailable(text="hub not started\n")
+    return web.Response(body=hub.monitor.metrics.render().encode(),
+                        headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
+
+
 def build_app(hub: Hub) -> web.Application:
     app = web.Application()
     app[HUB_KEY] = hub
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

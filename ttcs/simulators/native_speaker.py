@@ -11,7 +11,9 @@ Behaviour, as a native device must behave:
 - proof of play (``started`` / ``finished`` / ``interrupted`` / ``failed``) on ``event``.
 
 Faults: see :class:`~ttcs.simulators.base.Fault`; ``hang`` stops answering commands while
-staying connected.
+staying connected; ``playback_error`` makes items fail part-way (a ``failed`` play event);
+``tamper`` raises a device alarm ``tamper`` (cleared with the fault). Readings put in
+``telemetry`` (e.g. ``vswr``) are reported with the status.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from ..adapters.mqtt import MqttConnection, MqttEndpoint
 from ..core.config import DEFAULT_MQTT_PORT
 from ..schemas import (
     Activity,
+    AlarmEvent,
+    AlarmSeverity,
     BulletinLevel,
     Capability,
     CommandResult,
@@ -75,6 +79,7 @@ class NativeSpeaker(SimulatedDevice):
         self.battery = 100
         self.signal = random.randint(-95, -60)
         self.temperature = 34.0
+        self.telemetry: dict[str, float | int | str | bool] = {}  # extra readings to report
         self.current: PlayRecord | None = None
         self._current_level = BulletinLevel.NORMAL
         self._play_task: asyncio.Task[None] | None = None
@@ -150,7 +155,8 @@ class NativeSpeaker(SimulatedDevice):
             activity=activity, volume=self.volume, power_source=self.power_source,
             battery=self.battery, signal=self.signal, temperature=self.temperature,
             firmware=self.firmware, current_item=self.current.content_id if self.current else None,
-            faults=["on_battery"] if self.power_source is PowerSource.BATTERY else [])
+            faults=["on_battery"] if self.power_source is PowerSource.BATTERY else [],
+            telemetry=dict(self.telemetry))
 
     async def publish_status(self) -> None:
         await self._publish("status", self.status().model_dump_json(), retain=True)
@@ -290,6 +296,11 @@ class NativeSpeaker(SimulatedDevice):
                              code="playing", data={"seconds": seconds})
 
     async def _playing(self, record: PlayRecord, seconds: float) -> None:
+        if self.has(Fault.PLAYBACK_ERROR):
+            await asyncio.sleep(min(seconds / 2, 0.1))
+            if self.current is record:
+                await self._finish(record, "failed")
+            return
         await asyncio.sleep(seconds)
         if self.current is record:
             await self._finish(record, "finished")
@@ -351,7 +362,12 @@ class NativeSpeaker(SimulatedDevice):
             self._password_override = str(params.get("password", "wrong-password")) if (
                 active) else None
             await self.start()
-        elif fault in (Fault.GARBAGE, Fault.SLOW, Fault.HANG):
+        elif fault is Fault.TAMPER:
+            alarm = AlarmEvent(code="tamper", raised=active, severity=AlarmSeverity.MAJOR,
+                               detail="cabinet opened" if active else "cabinet closed")
+            await self._publish("event", DeviceEvent(event=alarm, serial=self.serial)
+                                .model_dump_json())
+        elif fault in (Fault.GARBAGE, Fault.SLOW, Fault.HANG, Fault.PLAYBACK_ERROR):
             return  # consulted where messages are sent/handled
 
     # -- introspection ------------------------------------------------------------------------
