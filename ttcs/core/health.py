@@ -379,13 +379,18 @@ class HealthMonitor:
             self._emitting = False
         return event
 
+    def check(self) -> None:
+        """Settle time-based conditions: raise or clear what has waited long enough (offline
+        too long, debounced readings). Runs every ``check_interval`` seconds."""
+        now = self._clock()
+        for key, cond in list(self._conditions.items()):
+            if cond.since is not None:
+                self._settle(key, cond, now)
+
     async def _check_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.check_interval)
-            now = self._clock()
-            for key, cond in list(self._conditions.items()):
-                if cond.since is not None:
-                    self._settle(key, cond, now)
+            self.check()
 
     # -- the store ----------------------------------------------------------------------------
 

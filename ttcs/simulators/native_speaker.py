@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -65,7 +66,8 @@ CAPABILITIES = [Capability.AUDIO_PLAY, Capability.AUDIO_STREAM, Capability.AUDIO
 class NativeSpeaker(SimulatedDevice):
     def __init__(self, serial: str, broker_url: str, *, firmware: str = "1.4.2",
                  heartbeat: float = 60.0, model: str = "TTCS-SPK-30W",
-                 mac: str | None = None, stream_seconds: float = 5.0) -> None:
+                 mac: str | None = None, stream_seconds: float = 5.0,
+                 clock_offset: float = 0.0) -> None:
         super().__init__(serial)
         self.broker_url = broker_url
         self.firmware = firmware
@@ -73,6 +75,7 @@ class NativeSpeaker(SimulatedDevice):
         self.mac = mac
         self.heartbeat = heartbeat
         self.stream_seconds = stream_seconds
+        self.clock_offset = timedelta(seconds=clock_offset)  # a device clock that is off
         self.volume = 60
         self.powered = True
         self.power_source = PowerSource.MAINS
@@ -326,10 +329,10 @@ class NativeSpeaker(SimulatedDevice):
 
     async def _event(self, phase: PlayPhase, record: PlayRecord, detail: str | None = None
                      ) -> None:
+        at = record.ended_at if phase is not PlayPhase.STARTED else record.started_at
         event = PlayEvent(phase=phase, content_id=record.content_id,
                           command_id=record.command_id, broadcast_id=record.broadcast_id,
-                          device_time=record.ended_at if phase is not PlayPhase.STARTED
-                          else record.started_at, detail=detail)
+                          device_time=at + self.clock_offset if at else None, detail=detail)
         await self._publish("event", DeviceEvent(event=event, serial=self.serial)
                             .model_dump_json())
 
