@@ -140,6 +140,21 @@ async def test_repeated_command_failures_raise_once_and_a_success_clears(rig):  
     assert "powered_off" in (alarm.detail or "")
 
 
+async def test_items_that_keep_failing_to_play_raise_command_failures(rig):  # type: ignore[no-untyped-def]
+    speaker, device = await rig.add("HL-0001")
+    await speaker.inject(Fault.PLAYBACK_ERROR)  # accepted each time, then fails part-way
+    for n in range(3):
+        assert (await rig.play(device.id, f"bc-{n}")).ok
+        await eventually(lambda n=n: len(speaker.truth.plays) > n
+                         and speaker.truth.plays[n].outcome == "failed")
+    await eventually(lambda: rig.alarms(COMMAND_FAILURES))
+    await speaker.clear(Fault.PLAYBACK_ERROR)
+    await rig.play(device.id, "bc-ok")
+    await eventually(lambda: len(rig.alarms(COMMAND_FAILURES)) == 2)
+    assert rig.alarms(COMMAND_FAILURES) == [(COMMAND_FAILURES, device.id, True),
+                                            (COMMAND_FAILURES, device.id, False)]
+
+
 async def test_timeouts_the_dispatcher_reports_count_as_command_failures(rig):  # type: ignore[no-untyped-def]
     speaker, device = await rig.add("HL-0001")
     await speaker.inject(Fault.HANG)

@@ -24,8 +24,9 @@ offline_too_long    offline longer than ``offline_after`` / back online
 on_battery          ``power_source`` is battery / mains or solar again
 high_vswr           telemetry ``vswr`` > ``vswr_max`` / < ``vswr_max - vswr_margin``
 high_temperature    temperature or PA temperature > max / < max - margin
-command_failures    ``command_failures`` failed commands in a row within the window /
-                    the next command that succeeds
+command_failures    ``command_failures`` failures in a row within the window — failed or
+                    rejected results, errors the dispatcher reports, plays that fail — /
+                    the next command done or item played
 ==================  =====================================================================
 
 Alarms a device raises itself (``source = "device"``) are recorded as they come, once per
@@ -59,6 +60,8 @@ from ..schemas import (
     DeviceStatusEvent,
     Event,
     Model,
+    PlayEvent,
+    PlayPhase,
     PowerSource,
     new_id,
 )
@@ -225,7 +228,8 @@ class HealthMonitor:
                          f"last: {reason}", float(len(times)))
 
     def command_succeeded(self, device_id: str, *, area_code: str | None = None) -> None:
-        """A command worked: the failure streak ends (and its alarm clears)."""
+        """A command was done or an item played to its end: the failure streak ends (and
+        its alarm clears). An ``accepted`` result is only a promise and counts for nothing."""
         self._failures.pop(device_id, None)
         self._assess(device_id, area_code, COMMAND_FAILURES, Verdict.CLEAR, 0.0,
                      "a command succeeded")
@@ -237,6 +241,8 @@ class HealthMonitor:
             self._on_connectivity(event)
         elif isinstance(event, CommandResultEvent):
             self._on_result(event)
+        elif isinstance(event, PlayEvent):
+            self._on_play(event)
         elif isinstance(event, AlarmEvent) and not self._emitting:
             self._on_device_alarm(event)
 
@@ -292,13 +298,24 @@ class HealthMonitor:
         if event.device_id is None:
             return
         result = event.result
-        if result.status in (CommandStatus.DONE, CommandStatus.ACCEPTED):
+        if result.status is CommandStatus.ACCEPTED:
+            return  # a promise, not a success: a play is judged by its play events
+        if result.status is CommandStatus.DONE:
             self.command_succeeded(event.device_id, area_code=event.area_code)
         elif (result.status is CommandStatus.FAILED
               or result.code not in self.settings.ignored_rejections):
             reason = f"{result.status.value} ({result.code})" + (
                 f": {result.detail}" if result.detail else "")
             self.command_failed(event.device_id, reason, area_code=event.area_code)
+
+    def _on_play(self, event: PlayEvent) -> None:
+        if event.device_id is None:
+            return
+        if event.phase is PlayPhase.FINISHED:
+            self.command_succeeded(event.device_id, area_code=event.area_code)
+        elif event.phase is PlayPhase.FAILED:
+            self.command_failed(event.device_id, "play failed" + (
+                f": {event.detail}" if event.detail else ""), area_code=event.area_code)
 
     def _on_device_alarm(self, event: AlarmEvent) -> None:
         if event.device_id is None:
