@@ -1,8 +1,8 @@
 """Health and alarms: conditions watched per device, each raised once and cleared once.
 
 The :class:`HealthMonitor` listens to the bus — connectivity changes, status reports, command
-results, alarms that devices raise themselves — and keeps, per device and condition, whether
-an alarm is active. A condition changes state only when
+results, how plays ended, alarms that devices raise themselves — and keeps, per device and
+condition, whether an alarm is active. A condition changes state only when
 
 - the reading crosses the threshold to raise, and falls below *threshold minus margin* to
   clear (hysteresis: a VSWR hovering around 2.0 raises once, not on every poll), and

@@ -240,8 +240,9 @@ class PlayLog:
         self._store = store
         self._tolerance = skew_tolerance
 
-    def _select(self, where: PlayFilter) -> Select[PlayLogRow]:
-        query = select(PlayLogRow).order_by(PlayLogRow.at, PlayLogRow.seq)
+    def _select(self, where: PlayFilter) -> Select[Any]:
+        # plain rows, not ORM objects: an export of a province's month is a million rows
+        query = select(*PlayLogRow.__table__.c).order_by(PlayLogRow.at, PlayLogRow.seq)
         if where.area is not None:
             query = query.where(PlayLogRow.area_code.in_(covered_areas(where.area)))
         if where.since is not None:
@@ -255,7 +256,7 @@ class PlayLog:
                 query = query.where(column == value)
         return query
 
-    def _entry(self, row: PlayLogRow) -> PlayLogEntry:
+    def _entry(self, row: Any) -> PlayLogEntry:
         return PlayLogEntry(
             at=row.at, phase=PlayPhase(row.phase), device_id=row.device_id,
             area_code=row.area_code, village_code=row.village_code,
@@ -272,14 +273,14 @@ class PlayLog:
         if limit is not None:
             query = query.limit(limit)
         async with self._store.sessions() as s:
-            return [self._entry(r) for r in (await s.execute(query)).scalars()]
+            return [self._entry(r) for r in (await s.execute(query)).all()]
 
     async def stream(self, where: PlayFilter | None = None) -> AsyncIterator[PlayLogEntry]:
         """Matching entries in time order, read in chunks (for exports of any size)."""
         query = self._select(where or PlayFilter()).execution_options(yield_per=1000)
         async with self._store.sessions() as s:
             result = await s.stream(query)
-            async for row in result.scalars():
+            async for row in result:
                 yield self._entry(row)
 
     async def coverage(self, broadcast_id: str, targeted_device_ids: Iterable[str]
@@ -293,12 +294,13 @@ class PlayLog:
         """
         targeted = sorted(set(targeted_device_ids))
         villages = await self._villages(targeted)
-        reports: dict[str, list[PlayLogRow]] = {}
+        reports: dict[str, list[Any]] = {}
+        query = (select(PlayLogRow.device_id, PlayLogRow.phase, PlayLogRow.at,
+                        PlayLogRow.clock_skew)
+                 .where(PlayLogRow.broadcast_id == broadcast_id).order_by(PlayLogRow.seq)
+                 .execution_options(yield_per=1000))
         async with self._store.sessions() as s:
-            result = await s.stream(select(PlayLogRow)
-                                    .where(PlayLogRow.broadcast_id == broadcast_id)
-                                    .order_by(PlayLogRow.seq).execution_options(yield_per=1000))
-            async for row in result.scalars():
+            async for row in await s.stream(query):
                 reports.setdefault(row.device_id, []).append(row)
         devices = [self._device_coverage(d, villages.get(d), reports.get(d, []))
                    for d in targeted]
@@ -321,7 +323,7 @@ class PlayLog:
             unknown=[d for d in targeted if d not in villages])
 
     def _device_coverage(self, device_id: str, village: str | None,
-                         rows: Sequence[PlayLogRow]) -> DeviceCoverage:
+                         rows: Sequence[Any]) -> DeviceCoverage:
         if not rows:
             return DeviceCoverage(device_id=device_id, village=village,
                                   outcome=DeviceOutcome.SILENT)
