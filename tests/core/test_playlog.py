@@ -130,6 +130,43 @@ async def test_a_redelivered_play_event_is_stored_once(rig):  # type: ignore[no-
     assert len(await playlog(rig).entries(PlayFilter(broadcast_id="bc-9"))) == 1
 
 
+async def test_one_malformed_report_does_not_cost_the_plays_in_its_batch(rig):  # type: ignore[no-untyped-def]
+    _, device = await rig.add("PL-0001")
+    good = [PlayEvent(device_id=device.id, phase=PlayPhase.STARTED, broadcast_id="bc-b")
+            for _ in range(3)]
+    bad = PlayEvent(device_id=device.id, phase=PlayPhase.STARTED, broadcast_id="bc-b",
+                    area_code="x" * 100)  # longer than any area code the store can hold
+    for event in (good[0], bad, good[1], good[2]):
+        rig.hub.bus.publish(event)
+    await rig.monitor.playlog.drain()
+    stored = await playlog(rig).entries(PlayFilter(broadcast_id="bc-b"))
+    if rig.hub.store.dialect == "postgresql":  # SQLite does not enforce lengths
+        assert {e.event_id for e in stored} == {e.id for e in good}
+        assert rig.monitor.playlog.failed == 1
+    else:
+        assert len(stored) == 4
+
+
+async def test_an_overlong_event_id_from_a_device_is_stored_under_its_digest(rig):  # type: ignore[no-untyped-def]
+    _, device = await rig.add("PL-0001")
+    rig.hub.bus.publish(PlayEvent(id="e" * 300, device_id=device.id, phase=PlayPhase.STARTED,
+                                  broadcast_id="bc-long"))
+    await rig.monitor.playlog.drain()
+    (entry,) = await playlog(rig).entries(PlayFilter(broadcast_id="bc-long"))
+    assert entry.event_id.startswith("sha256-") and len(entry.event_id) == 64
+
+
+async def test_device_text_cannot_become_a_spreadsheet_formula_in_the_csv(rig):  # type: ignore[no-untyped-def]
+    _, device = await rig.add("PL-0001")
+    rig.hub.bus.publish(PlayEvent(device_id=device.id, phase=PlayPhase.FAILED,
+                                  broadcast_id="bc-x", detail='=HYPERLINK("http://evil")'))
+    await rig.monitor.playlog.drain()
+    out = io.StringIO()
+    await export_csv(playlog(rig).stream(PlayFilter(broadcast_id="bc-x")), out)
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert row["detail"] == '\'=HYPERLINK("http://evil")'
+
+
 async def test_a_device_clock_off_by_minutes_is_flagged_and_the_hub_time_used(rig):  # type: ignore[no-untyped-def]
     _, device = await rig.add("PL-0001", clock_offset=-600)  # ten minutes slow
     await rig.play(device.id)

@@ -48,6 +48,7 @@ from typing import Literal
 import structlog
 from pydantic import computed_field
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..schemas import (
     AlarmEvent,
@@ -418,37 +419,50 @@ class HealthMonitor:
                 items.append(self._writes.get_nowait())
             try:
                 await self._write(items)
+            except Exception:  # a bug here must not stop recording alarms for good
+                self.failed_writes += len(items)
+                log.exception("alarms.writer_crashed", count=len(items))
             finally:
                 for _ in items:
                     self._writes.task_done()
 
     async def _write(self, items: Sequence[_Raise | _Clear]) -> None:
-        for attempt in range(3):
+        for attempt in range(3):  # ride out a database restart or a busy SQLite
             try:
-                async with self._store.sessions.begin() as s:
-                    for item in items:  # in order: a clear may follow its raise in one batch
-                        if isinstance(item, _Raise):
-                            c = item.condition
-                            await s.execute(insert(AlarmRow).values(
-                                id=c.alarm_id, device_id=c.device_id, area_code=c.area_code,
-                                code=c.code, source=c.source, severity=c.severity.value,
-                                detail=c.detail, value=c.value, raised_at=item.at,
-                                raise_event_id=item.event_id))
-                        else:
-                            await s.execute(update(AlarmRow).where(
-                                AlarmRow.id == item.alarm_id).values(
-                                cleared_at=item.at, clear_event_id=item.event_id,
-                                clear_detail=item.detail))
+                await self._apply(items)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except (OperationalError, InterfaceError):
                 if attempt == 2:
                     self.failed_writes += len(items)
                     log.exception("alarms.write_failed", count=len(items))
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
+            except Exception:
+                break  # something in the data: write the others one by one
             else:
                 return
+        for item in items:
+            try:
+                await self._apply([item])
+            except Exception:
+                self.failed_writes += 1
+                log.exception("alarms.write_refused")
+
+    async def _apply(self, items: Sequence[_Raise | _Clear]) -> None:
+        async with self._store.sessions.begin() as s:
+            for item in items:  # in order: a clear may follow its raise in one batch
+                if isinstance(item, _Raise):
+                    c = item.condition
+                    await s.execute(insert(AlarmRow).values(
+                        id=c.alarm_id, device_id=c.device_id, area_code=c.area_code,
+                        code=c.code, source=c.source, severity=c.severity.value,
+                        detail=c.detail, value=c.value, raised_at=item.at,
+                        raise_event_id=item.event_id))
+                else:
+                    await s.execute(update(AlarmRow).where(AlarmRow.id == item.alarm_id).values(
+                        cleared_at=item.at, clear_event_id=item.event_id,
+                        clear_detail=item.detail))
 
 
 def _reading(status: DeviceStatus, keys: Sequence[str], *, include_status: bool = False

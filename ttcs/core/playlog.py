@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from pydantic import Field
 from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..schemas import Event, Model, PlayEvent, PlayPhase, utcnow
 from ..schemas.base import AwareDatetime
@@ -116,39 +118,63 @@ class PlayLogWriter:
                     break
             try:
                 await self._write(items)
+            except Exception:  # a bug here must not stop proof of play for good
+                self.failed += len(items)
+                log.exception("playlog.writer_crashed", count=len(items))
             finally:
                 for _ in items:
                     self._queue.task_done()
 
     async def _write(self, items: Sequence[tuple[PlayEvent, datetime]]) -> None:
         rows = [self._row(event, received) for event, received in items]
-        insert = pg_insert if self._store.dialect == "postgresql" else sqlite_insert
-        statement = insert(PlayLogRow).on_conflict_do_nothing(index_elements=["event_id"])
         for attempt in range(3):  # ride out a database restart or a busy SQLite
             try:
-                async with self._store.sessions.begin() as s:
-                    await s.execute(statement, rows)
+                await self._insert(rows)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except (OperationalError, InterfaceError):
                 if attempt == 2:
                     self.failed += len(rows)
                     log.exception("playlog.write_failed", count=len(rows))
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
+            except Exception:
+                break  # something in the data: find the row, keep the others
             else:
                 self.written += len(rows)
                 return
+        for row in rows:  # one bad report must not cost the plays of other devices
+            try:
+                await self._insert([row])
+                self.written += 1
+            except Exception as exc:
+                self.failed += 1
+                log.warning("playlog.row_refused", event_id=row["event_id"],
+                            device=row["device_id"], error=str(exc)[:300])
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        insert = pg_insert if self._store.dialect == "postgresql" else sqlite_insert
+        statement = insert(PlayLogRow).on_conflict_do_nothing(index_elements=["event_id"])
+        async with self._store.sessions.begin() as s:
+            await s.execute(statement, rows)
 
     def _row(self, event: PlayEvent, received: datetime) -> dict[str, Any]:
         assert event.device_id is not None
         at, skew = reconcile_time(event.device_time, received, self._tolerance)
-        return {"event_id": event.id, "phase": event.phase.value, "device_id": event.device_id,
+        return {"event_id": _event_id(event.id), "phase": event.phase.value,
+                "device_id": event.device_id,
                 "area_code": event.area_code, "village_code": self._village_of(event.device_id),
                 "broadcast_id": event.broadcast_id, "content_id": event.content_id,
                 "command_id": event.command_id, "device_time": event.device_time,
                 "received_at": received, "at": at, "clock_skew": skew,
                 "detail": event.detail}
+
+
+def _event_id(value: str) -> str:
+    """The event's id, or a digest of it when a device sent one longer than the column."""
+    if len(value) <= 64:
+        return value
+    return "sha256-" + hashlib.sha256(value.encode()).hexdigest()[:57]
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -380,7 +406,13 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        # free text from a device must not become a formula in the spreadsheet it is opened in
+        return "'" + value
     return value
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 async def export_json(entries: AsyncIterable[PlayLogEntry], out: TextIO) -> int:
