@@ -48,7 +48,6 @@ from typing import Literal
 import structlog
 from pydantic import computed_field
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..schemas import (
     AlarmEvent,
@@ -71,6 +70,7 @@ from .areascope import covered_areas
 from .config import AlarmSettings
 from .events import EventBus
 from .store import Store
+from .store.retry import is_transient
 from .store.tables import AlarmRow
 
 log = structlog.get_logger("ttcs.health")
@@ -432,14 +432,14 @@ class HealthMonitor:
                 await self._apply(items)
             except asyncio.CancelledError:
                 raise
-            except (OperationalError, InterfaceError):
+            except Exception as exc:
+                if not is_transient(exc):
+                    break  # something in the data: find the bad row, keep the others
                 if attempt == 2:
                     self.failed_writes += len(items)
                     log.exception("alarms.write_failed", count=len(items))
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
-            except Exception:
-                break  # something in the data: write the others one by one
             else:
                 return
         for item in items:

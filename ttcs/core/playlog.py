@@ -34,13 +34,13 @@ from pydantic import Field
 from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..schemas import Event, Model, PlayEvent, PlayPhase, utcnow
 from ..schemas.base import AwareDatetime
 from .areascope import covered_areas
 from .events import EventBus
 from .store import Store
+from .store.retry import is_transient
 from .store.tables import DeviceRow, PlayLogRow
 
 log = structlog.get_logger("ttcs.playlog")
@@ -132,14 +132,14 @@ class PlayLogWriter:
                 await self._insert(rows)
             except asyncio.CancelledError:
                 raise
-            except (OperationalError, InterfaceError):
+            except Exception as exc:
+                if not is_transient(exc):
+                    break  # something in the data: find the bad row, keep the others
                 if attempt == 2:
                     self.failed += len(rows)
                     log.exception("playlog.write_failed", count=len(rows))
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
-            except Exception:
-                break  # something in the data: find the row, keep the others
             else:
                 self.written += len(rows)
                 return
