@@ -537,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .core.schedule.cli import register as register_schedule
 
     register_schedule(sub)
+    from .cli_monitor import register as register_monitor
+
+    register_monitor(sub)  # playlog, alarms
 
     p = add(sub, "serve", cmd_serve, "run the hub", json_flag=False)
     p.add_argument("--config", dest="settings_file", metavar="FILE", help="settings file")

@@ -21,6 +21,35 @@ from .errors import ConfigError
 DEFAULT_MQTT_PORT = 11883  # not 1883: the embedded broker must not collide with a system one
 
 
+class AlarmSettings(BaseModel):
+    """Alarm thresholds. A value must cross the threshold to raise an alarm and fall below
+    threshold minus margin to clear it, so a reading hovering at the limit raises once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offline_after: float = Field(default=900.0, gt=0, description="seconds offline before "
+                                 "'offline_too_long' is raised")
+    vswr_max: float = Field(default=2.0, gt=1, description="telemetry 'vswr' above this raises "
+                            "'high_vswr'")
+    vswr_margin: float = Field(default=0.2, ge=0, description="clears below vswr_max - margin")
+    temperature_max: float = Field(default=70.0, description="°C: device or PA temperature "
+                                   "above this raises 'high_temperature'")
+    temperature_margin: float = Field(default=5.0, ge=0)
+    temperature_keys: list[str] = Field(default_factory=lambda: ["pa_temperature",
+                                                                 "temperature"],
+                                        description="telemetry readings taken as temperatures")
+    command_failures: int = Field(default=3, ge=1, description="failed commands in a row "
+                                  "(within the window) that raise 'command_failures'")
+    command_failure_window: float = Field(default=600.0, gt=0, description="seconds")
+    ignored_rejections: list[str] = Field(default_factory=lambda: ["busy"],
+                                          description="rejection codes that are not failures "
+                                          "(a speaker busy with an emergency is working)")
+    debounce: float = Field(default=30.0, ge=0, description="seconds a battery, VSWR or "
+                            "temperature condition must last before it is raised or cleared")
+    check_interval: float = Field(default=5.0, gt=0, description="seconds between checks of "
+                                  "time-based conditions (offline too long, debounce)")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +78,10 @@ class Settings(BaseModel):
     tts_voices: dict[str, str] = Field(
         default_factory=dict, description="area code -> voice ('VOICE' or 'ENGINE:VOICE'); "
         "inherited down the area tree, overrides the regional voice")
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+    clock_skew_tolerance: float = Field(default=30.0, gt=0, description="seconds between a "
+                                        "device's reported time and the hub's receive time "
+                                        "beyond which the device clock is flagged as skewed")
 
     @property
     def database(self) -> str:

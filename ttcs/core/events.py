@@ -33,6 +33,7 @@ class EventBus:
     callbacks: list[Callback] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     published: int = 0
+    dropped: int = 0  # events dropped by any stream, ever (a stream's own count dies with it)
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns an unsubscribe function."""
@@ -66,4 +67,5 @@ class EventBus:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     stream.queue.get_nowait()
                 stream.dropped += 1
+                self.dropped += 1
             stream.queue.put_nowait(event)

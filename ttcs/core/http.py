@@ -1,5 +1,6 @@
-"""The hub's HTTP server: ``/healthz`` (liveness and a fleet summary), and the content
-library's ``/media/{sha256}`` (signed URLs for devices) and ``/keys`` (public keys)."""
+"""The hub's HTTP server: ``/healthz`` (liveness and a fleet summary), ``/metrics``
+(Prometheus text format), and the content library's ``/media/{sha256}`` (signed URLs for
+devices) and ``/keys`` (public keys)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    from .metrics import CONTENT_TYPE
+
+    hub = request.app[HUB_KEY]
+    if hub.monitor is None:
+        raise web.HTTPServiceUnavailable(text="hub not started\n")
+    return web.Response(body=hub.monitor.metrics.render().encode(),
+                        headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
+
+
 def build_app(hub: Hub) -> web.Application:
     app = web.Application()
     app[HUB_KEY] = hub
     app.router.add_get("/healthz", healthz)
     add_content_routes(app, hub.content)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -42,6 +42,7 @@ from .dispatch import Dispatcher, DispatchSettings
 from .driver import DeviceDriver, DriverContext, require_capability
 from .errors import AuthFailed, DeviceError
 from .events import EventBus
+from .monitor import Monitor
 from .plugins import PluginManager, default_manager
 from .poller import Poller
 from .recorder import EventRecorder, StatusWriter
@@ -182,6 +183,7 @@ class Hub:
         self._status_writer: StatusWriter | None = None
         self._recorder: EventRecorder | None = None
         self._broker: Any = None
+        self.monitor: Monitor | None = None  # proof of play, alarms, metrics (while started)
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
 
@@ -229,6 +231,7 @@ class Hub:
         self._status_writer.start()
         self._recorder = EventRecorder(self.store, self.bus)
         self._recorder.start()
+        self.monitor = await Monitor.start(self, recorder=self._recorder)
         for plugin in self.plugins.loaded():
             for service_cls in plugin.discoveries:
                 service = service_cls(self.settings, self.transports, self._found)
@@ -264,6 +267,9 @@ class Hub:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self.monitor is not None:
+            await self.monitor.stop()
+            self.monitor = None
         if self._status_writer is not None:
             await self._status_writer.stop()
         if self._recorder is not None:

@@ -28,6 +28,8 @@ class Fault(StrEnum):
     REBOOT = "reboot"  # restarts, optionally with params {"firmware": "2.0.0"}; one-shot
     WRONG_CREDENTIALS = "wrong_credentials"  # uses a wrong password until cleared
     HANG = "hang"  # accepts connections but never answers (a hung TCP stack)
+    PLAYBACK_ERROR = "playback_error"  # items start but fail part-way (amplifier/decoder fault)
+    TAMPER = "tamper"  # the cabinet is open: a device that raises alarms raises 'tamper'
 
 
 #: faults that happen once and clear themselves

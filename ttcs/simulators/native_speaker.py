@@ -11,7 +11,9 @@ Behaviour, as a native device must behave:
 - proof of play (``started`` / ``finished`` / ``interrupted`` / ``failed``) on ``event``.
 
 Faults: see :class:`~ttcs.simulators.base.Fault`; ``hang`` stops answering commands while
-staying connected.
+staying connected; ``playback_error`` makes items fail part-way (a ``failed`` play event);
+``tamper`` raises a device alarm ``tamper`` (cleared with the fault). Readings put in
+``telemetry`` (e.g. ``vswr``) are reported with the status.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hashlib
 import json
 import random
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -34,6 +37,8 @@ from ..adapters.mqtt import MqttConnection, MqttEndpoint
 from ..core.config import DEFAULT_MQTT_PORT
 from ..schemas import (
     Activity,
+    AlarmEvent,
+    AlarmSeverity,
     BulletinLevel,
     Capability,
     CommandResult,
@@ -61,7 +66,8 @@ CAPABILITIES = [Capability.AUDIO_PLAY, Capability.AUDIO_STREAM, Capability.AUDIO
 class NativeSpeaker(SimulatedDevice):
     def __init__(self, serial: str, broker_url: str, *, firmware: str = "1.4.2",
                  heartbeat: float = 60.0, model: str = "TTCS-SPK-30W",
-                 mac: str | None = None, stream_seconds: float = 5.0) -> None:
+                 mac: str | None = None, stream_seconds: float = 5.0,
+                 clock_offset: float = 0.0) -> None:
         super().__init__(serial)
         self.broker_url = broker_url
         self.firmware = firmware
@@ -69,12 +75,14 @@ class NativeSpeaker(SimulatedDevice):
         self.mac = mac
         self.heartbeat = heartbeat
         self.stream_seconds = stream_seconds
+        self.clock_offset = timedelta(seconds=clock_offset)  # a device clock that is off
         self.volume = 60
         self.powered = True
         self.power_source = PowerSource.MAINS
         self.battery = 100
         self.signal = random.randint(-95, -60)
         self.temperature = 34.0
+        self.telemetry: dict[str, float | int | str | bool] = {}  # extra readings to report
         self.current: PlayRecord | None = None
         self._current_level = BulletinLevel.NORMAL
         self._play_task: asyncio.Task[None] | None = None
@@ -150,7 +158,8 @@ class NativeSpeaker(SimulatedDevice):
             activity=activity, volume=self.volume, power_source=self.power_source,
             battery=self.battery, signal=self.signal, temperature=self.temperature,
             firmware=self.firmware, current_item=self.current.content_id if self.current else None,
-            faults=["on_battery"] if self.power_source is PowerSource.BATTERY else [])
+            faults=["on_battery"] if self.power_source is PowerSource.BATTERY else [],
+            telemetry=dict(self.telemetry))
 
     async def publish_status(self) -> None:
         await self._publish("status", self.status().model_dump_json(), retain=True)
@@ -291,6 +300,11 @@ class NativeSpeaker(SimulatedDevice):
                              code="playing", data={"seconds": seconds})
 
     async def _playing(self, record: PlayRecord, seconds: float) -> None:
+        if self.has(Fault.PLAYBACK_ERROR):
+            await asyncio.sleep(min(seconds / 2, 0.1))
+            if self.current is record:
+                await self._finish(record, "failed")
+            return
         await asyncio.sleep(seconds)
         if self.current is record:
             await self._finish(record, "finished")
@@ -316,10 +330,10 @@ class NativeSpeaker(SimulatedDevice):
 
     async def _event(self, phase: PlayPhase, record: PlayRecord, detail: str | None = None
                      ) -> None:
+        at = record.ended_at if phase is not PlayPhase.STARTED else record.started_at
         event = PlayEvent(phase=phase, content_id=record.content_id,
                           command_id=record.command_id, broadcast_id=record.broadcast_id,
-                          device_time=record.ended_at if phase is not PlayPhase.STARTED
-                          else record.started_at, detail=detail)
+                          device_time=at + self.clock_offset if at else None, detail=detail)
         await self._publish("event", DeviceEvent(event=event, serial=self.serial)
                             .model_dump_json())
 
@@ -352,7 +366,12 @@ class NativeSpeaker(SimulatedDevice):
             self._password_override = str(params.get("password", "wrong-password")) if (
                 active) else None
             await self.start()
-        elif fault in (Fault.GARBAGE, Fault.SLOW, Fault.HANG):
+        elif fault is Fault.TAMPER:
+            alarm = AlarmEvent(code="tamper", raised=active, severity=AlarmSeverity.MAJOR,
+                               detail="cabinet opened" if active else "cabinet closed")
+            await self._publish("event", DeviceEvent(event=alarm, serial=self.serial)
+                                .model_dump_json())
+        elif fault in (Fault.GARBAGE, Fault.SLOW, Fault.HANG, Fault.PLAYBACK_ERROR):
             return  # consulted where messages are sent/handled
 
     # -- introspection ------------------------------------------------------------------------

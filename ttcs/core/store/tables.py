@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -334,3 +335,58 @@ class OutboxRow(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class PlayLogRow(Base):
+    """Proof of play: one row per play event a device reported (started, finished, ...).
+
+    ``device_time`` is the device's clock, ``received_at`` the hub's; ``at`` is the best
+    estimate of when it happened (the device time unless its clock is off by more than the
+    tolerance, then the receive time) and is what period queries use.
+    """
+
+    __tablename__ = "play_log"
+    __table_args__ = (Index("ix_play_log_area_at", "area_code", "at"),
+                      Index("ix_play_log_broadcast_device", "broadcast_id", "device_id"),
+                      Index("ix_play_log_content_at", "content_id", "at"))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)  # a redelivery is a no-op
+    phase: Mapped[str] = mapped_column(String(16))
+    device_id: Mapped[str] = mapped_column(String(128), index=True)
+    area_code: Mapped[str | None] = mapped_column(String(64))
+    village_code: Mapped[str | None] = mapped_column(String(64))
+    broadcast_id: Mapped[str | None] = mapped_column(String(128))
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    command_id: Mapped[str | None] = mapped_column(String(128))
+    device_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    clock_skew: Mapped[float | None] = mapped_column(Float)  # received_at - device_time, s
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AlarmRow(Base):
+    """An alarm from raise to clear. Active alarms have no ``cleared_at``; at most one is active
+    per device, condition and source (a partial unique index says so)."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        Index("uq_alarms_active", "device_id", "code", "source", unique=True,
+              sqlite_where=text("cleared_at IS NULL"),
+              postgresql_where=text("cleared_at IS NULL")),
+        Index("ix_alarms_raised_at", "raised_at"),
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128))
+    area_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    code: Mapped[str] = mapped_column(String(100), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # "hub" (detected) or "device" (reported)
+    severity: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    raise_event_id: Mapped[str] = mapped_column(String(64))
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    clear_event_id: Mapped[str | None] = mapped_column(String(64))
+    clear_detail: Mapped[str | None] = mapped_column(Text)
