@@ -73,13 +73,12 @@ class RestDevice:
         self._token = token
         self.timeout = timeout
         self._ssl: ssl.SSLContext | bool | None = None
-        if self.base_url.startswith("https"):
-            if ca_file or not verify_tls:
-                context = ssl.create_default_context(cafile=ca_file)
-                if not verify_tls:  # a board with a self-signed certificate and no CA
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._ssl = context
+        if self.base_url.startswith("https") and (ca_file or not verify_tls):
+            context = ssl.create_default_context(cafile=ca_file)
+            if not verify_tls:  # a board with a self-signed certificate and no CA
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._ssl = context
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}

@@ -67,7 +67,8 @@ class LedVietBoard(SimulatedDevice):
     """One LEDViet board (LED or LCD) serving its REST API on ``host:port``."""
 
     def __init__(self, serial: str, *, host: str = "127.0.0.1", port: int = 0,
-                 token: str = "lv-secret", display: str = "led", firmware: str = "3.2.1",
+                 token: str = "lv-secret",  # noqa: S107 - a simulator's
+                 display: str = "led", firmware: str = "3.2.1",
                  width: int | None = None, height: int | None = None,
                  storage_bytes: int = 64 * 1024 * 1024, mac: str | None = None,
                  cert: str | None = None, key: str | None = None) -> None:
@@ -194,11 +195,12 @@ class LedVietBoard(SimulatedDevice):
                                     "path": request.path, "idempotency_key": key})
         if key and key in self._idempotent:
             status, body, ctype = self._idempotent[key]
-            response = web.Response(body=body, status=status, content_type=ctype)
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
+            replay = web.Response(body=body, status=status, content_type=ctype)
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
         response = await handler(request)
-        if key and isinstance(response, web.Response) and response.status < 500:
+        if (key and isinstance(response, web.Response) and response.status < 500
+                and isinstance(response.body, bytes | bytearray | None)):
             self._idempotent[key] = (response.status, bytes(response.body or b""),
                                      response.content_type)
             while len(self._idempotent) > 1000:

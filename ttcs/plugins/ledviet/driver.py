@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import struct
 from collections import OrderedDict
-from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
@@ -32,7 +30,7 @@ from pydantic import Field, SecretStr, field_validator
 from ...adapters.errors import map_decode_errors
 from ...adapters.rest import RestDevice, fetch_verified
 from ...core.driver import DeviceDriver, DriverConfig
-from ...core.errors import CommandRejected, ProtocolError
+from ...core.errors import CommandRejected
 from ...schemas import (
     Activity,
     Capability,
@@ -52,19 +50,10 @@ from ...schemas import (
     ShowCommand,
 )
 from ...schemas.base import utcnow
+from ..display_common import png_size, show_window, time_of_day
 
 API = "/api/v2"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RESULTS_KEPT = 500
-
-
-def _hhmm(value: str | None) -> str | None:
-    if value in (None, ""):
-        return None
-    hours, _, minutes = str(value).partition(":")
-    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
-        raise ValueError(f"'{value}' is not a time of day HH:MM")
-    return f"{int(hours):02d}:{int(minutes):02d}"
 
 
 class LedVietConfig(DriverConfig):
@@ -85,32 +74,13 @@ class LedVietConfig(DriverConfig):
     @field_validator("power_on", "power_off")
     @classmethod
     def _time_of_day(cls, value: str | None) -> str | None:
-        return _hhmm(value)
+        return time_of_day(value)
 
     @property
     def schedule(self) -> dict[str, str] | None:
         if self.power_on and self.power_off:
             return {"on": self.power_on, "off": self.power_off}
         return None
-
-
-def show_window(command: ShowCommand, dwell: float, at: datetime
-                ) -> tuple[float, datetime | None, datetime | None]:
-    """(duration, valid_from, valid_until) of the item a ``show`` puts on a board."""
-    valid_from, valid_until = command.valid_from, command.valid_until
-    if command.seconds is None:
-        return dwell, valid_from, valid_until
-    start = max(at, valid_from) if valid_from else at
-    end = start + timedelta(seconds=command.seconds)
-    return command.seconds, valid_from, min(end, valid_until) if valid_until else end
-
-
-def png_size(png: bytes) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk (a screenshot that is no PNG is garbage)."""
-    if not png.startswith(PNG_SIGNATURE) or png[12:16] != b"IHDR":
-        raise ProtocolError(f"screenshot is not a PNG: {png[:16]!r}")
-    width, height = struct.unpack(">II", png[16:24])
-    return int(width), int(height)
 
 
 class LedVietBoardDriver(DeviceDriver):
