@@ -106,10 +106,9 @@ class DeviceEndpoint:
         context = server_ssl_context(self.cert, self.key) if self.cert and self.key else None
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=context,
-                           shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=context)
         try:
             await site.start()
         except OSError as exc:

@@ -94,6 +94,7 @@ class LedVietBoard(SimulatedDevice):
         self._runner: web.AppRunner | None = None
         self._released = asyncio.Event()  # set to let hung requests go
         self._drop_next = False
+        self.dropped = 0  # connections aborted by drop_connection
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -128,14 +129,14 @@ class LedVietBoard(SimulatedDevice):
         r.add_put(f"{API}/power/schedule", self._schedule_put)
         r.add_get(f"{API}/screenshot", self._screenshot)
         r.add_post(f"{API}/system/reboot", self._reboot)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         context = None
         if self.cert and self.key:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.cert, self.key)
         site = web.TCPSite(runner, self.host, self.port, ssl_context=context,
-                           shutdown_timeout=0.5, reuse_address=True)
+                           reuse_address=True)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
@@ -165,6 +166,7 @@ class LedVietBoard(SimulatedDevice):
             await self._released.wait()  # accepted, never answered (until cleared or stopped)
         if self._drop_next:
             self._drop_next = False
+            self.dropped += 1
             if request.transport is not None:
                 request.transport.abort()  # the link breaks: no answer at all
             raise asyncio.CancelledError

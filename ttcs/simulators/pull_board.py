@@ -13,7 +13,8 @@ truth in :class:`BoardTruth`; a screenshot is a real PNG). Faults:
 - ``offline``: says goodbye (``bye``) and stops polling; the screen keeps its playlist;
 - ``slow``: each poll and each command is late by ``delay`` seconds;
 - ``garbage``: polls carry bytes that are not a heartbeat;
-- ``drop_connection``: the next poll's connection breaks before the reply is read (one-shot);
+- ``drop_connection``: the next poll's connection breaks before the reply is read (one-shot;
+  ``on="commands"``: the next reply that carries commands is the one lost);
 - ``power_loss``: dark and silent, no goodbye; cleared = boots again (new boot id);
 - ``power_loss_battery``: keeps going on battery, brightness capped;
 - ``reboot``: dark for ``seconds``, back with ``firmware`` if given (one-shot);
@@ -95,7 +96,7 @@ class PullBoard(SimulatedDevice):
         self._done: OrderedDict[str, CommandOutcome] = OrderedDict()
         self._send_playlist = False
         self._reboot_after_report = False
-        self._drop_next = False
+        self._drop: str | None = None  # "next" poll, or the next reply carrying "commands"
         self._bye = False
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -104,6 +105,7 @@ class PullBoard(SimulatedDevice):
         self.polls = 0
         self.poll_failures = 0
         self.auth_refusals = 0
+        self.dropped = 0
         self.last_error: str | None = None
         self.last_poll_ok_at: float | None = None
 
@@ -209,11 +211,14 @@ class PullBoard(SimulatedDevice):
         async with session.post(url, data=body, timeout=timeout, headers={
                 "Authorization": f"Bearer {token}", "Content-Type": "application/json",
                 "User-Agent": f"HaLong-HLS/{self.firmware}"}) as response:
-            if self._drop_next:  # the 4G link breaks while the reply is on its way
-                self._drop_next = False
+            if self._drop == "next":  # the 4G link breaks while the reply is on its way
+                self._drop, self.dropped = None, self.dropped + 1
                 response.close()
                 raise ConnectionResetError("connection dropped before the reply arrived")
             raw = await response.read()
+        if self._drop == "commands" and b'"commands":[{' in raw.replace(b" ", b""):
+            self._drop, self.dropped = None, self.dropped + 1  # lost with commands in it
+            raise ConnectionResetError("connection dropped while a command was on its way")
         if response.status == 401:
             self.auth_refusals += 1
             self.last_error = "401 invalid token"
@@ -386,7 +391,7 @@ class PullBoard(SimulatedDevice):
             self.display.set_power(True)
             self._connect()
         elif fault is Fault.DROP_CONNECTION and active:
-            self._drop_next = True
+            self._drop = "commands" if params.get("on") == "commands" else "next"
         elif not active:
             self._wake.set()  # wrong_credentials, hang, garbage, slow: try again now
         # slow, garbage, wrong_credentials, hang: consulted on every poll

@@ -143,9 +143,14 @@ class PullBoardDriver(DeviceDriver):
     # -- identity and status ------------------------------------------------------------------
 
     async def _heartbeat(self, timeout: float) -> Heartbeat:
-        """The board's latest heartbeat while it is online, waiting up to ``timeout``."""
+        """The board's latest heartbeat while it is online.
+
+        A driver that has not heard from the board yet waits up to ``timeout`` for its next
+        poll; one that has heard from it answers at once (a board gone quiet fails fast).
+        """
         session = self.session
-        await session.wait_for(lambda: session.online or session.auth_failing, timeout)
+        if session.heartbeat is None:  # a fresh driver (CLI, hub restart): the board will come
+            await session.wait_for(lambda: session.online or session.auth_failing, timeout)
         if session.auth_failing:
             raise AuthFailed(f"board {session.serial} polls with a wrong token "
                              f"({session.auth_failures} refused)")

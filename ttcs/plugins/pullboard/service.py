@@ -94,6 +94,7 @@ class BoardSession:
     bad_requests: int = 0
     polls: int = 0
     late_results: int = 0
+    redeliveries: int = 0
     playlist_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _last_report: DeviceStatus | None = None
@@ -115,7 +116,7 @@ class BoardSession:
             return Connectivity.OFFLINE
         if age > self.poll_interval * self.offline_after:
             return Connectivity.OFFLINE
-        if age > self.poll_interval * 1.5 + 0.5:
+        if age > self.poll_interval * 1.5 + min(0.5, self.poll_interval):
             return Connectivity.DEGRADED
         return Connectivity.ONLINE
 
@@ -233,14 +234,15 @@ class BoardSession:
                 pending.future.set_result(result)
 
     def reply(self, hb: Heartbeat) -> PollReply:
-        commands = [p.command for p in self.pending.values() if not p.future.done()]
-        for pending in self.pending.values():
+        waiting = [p for p in self.pending.values() if not p.future.done()]
+        for pending in waiting:
+            self.redeliveries += pending.deliveries > 0
             pending.deliveries += 1
         playlist = None
         if self.desired is not None and hb.playlist_version != self.desired.version:
             playlist = self.desired
         return PollReply(server_time=utcnow(), poll_interval=self.poll_interval,
-                         commands=commands, playlist=playlist,
+                         commands=[p.command for p in waiting], playlist=playlist,
                          send_playlist=self.desired is None and hb.playlist is None,
                          power_schedule=self.power_schedule)
 
