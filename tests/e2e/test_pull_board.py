@@ -265,7 +265,7 @@ async def test_wrong_token_is_refused_with_401_logged_once_and_offline(rig):  # 
         await eventually(lambda: board.auth_refusals >= 3)
     assert [e["event"] for e in logs if e["event"].startswith("pullboard.auth")] == [
         "pullboard.auth_failed"]
-    assert connectivity(hub, device) is Connectivity.OFFLINE
+    await eventually(lambda: connectivity(hub, device) is Connectivity.OFFLINE)
     assert "auth_failed" in hub.supervisors[device.id].status.faults
     with pytest.raises(AuthFailed):
         await run(hub, device, type="set_brightness", brightness=1)
@@ -352,6 +352,19 @@ async def test_hung_board_keeps_heartbeating_but_commands_time_out(rig):  # type
         await run(hub, device, type="screenshot")
     assert connectivity(hub, device) is Connectivity.ONLINE
     assert session(hub, device).pending == {}  # withdrawn: it had no expiry
+
+
+async def test_a_stranger_with_a_wrong_token_does_not_knock_a_polling_board_offline(rig, port):  # type: ignore[no-untyped-def]
+    hub, board, device = rig
+    stranger = PullBoard("HLS-0001", f"http://127.0.0.1:{port}", token="guess",
+                         poll_interval=POLL / 2)
+    await stranger.start()
+    try:
+        await eventually(lambda: stranger.auth_refusals >= 5)
+        assert connectivity(hub, device) is Connectivity.ONLINE
+        assert (await run(hub, device, type="set_brightness", brightness=77)).ok
+    finally:
+        await stranger.stop()
 
 
 # -- TLS -----------------------------------------------------------------------------------------

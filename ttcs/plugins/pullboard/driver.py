@@ -151,16 +151,16 @@ class PullBoardDriver(DeviceDriver):
         session = self.session
         if session.heartbeat is None:  # a fresh driver (CLI, hub restart): the board will come
             await session.wait_for(lambda: session.online or session.auth_failing, timeout)
+        if session.online and session.heartbeat is not None:
+            return session.heartbeat  # even if someone else just sent a wrong token
         if session.auth_failing:
             raise AuthFailed(f"board {session.serial} polls with a wrong token "
                              f"({session.auth_failures} refused)")
-        if not session.online or session.heartbeat is None:
-            age = session.age()
-            since = "never" if age is None else f"{age:.0f} s ago"
-            raise DeviceUnreachable(f"board {session.serial} has not polled the hub "
-                                    f"(last poll: {since}; it should poll every "
-                                    f"{session.poll_interval:g} s)")
-        return session.heartbeat
+        age = session.age()
+        since = "never" if age is None else f"{age:.0f} s ago"
+        raise DeviceUnreachable(f"board {session.serial} has not polled the hub "
+                                f"(last poll: {since}; it should poll every "
+                                f"{session.poll_interval:g} s)")
 
     async def probe(self) -> DeviceInfo:
         hb = await self._heartbeat(self.context.settings.probe_timeout * 1.8)

@@ -108,11 +108,16 @@ class BoardSession:
 
     def freshness(self, now: float | None = None) -> Connectivity:
         """Online while heartbeats come; degraded after one is missed; offline after
-        ``offline_after`` are missed (or after a clean goodbye, or a refused token)."""
+        ``offline_after`` are missed, or at once after a clean goodbye.
+
+        A refused token does not count: anyone can send one, and it must not make a board
+        that keeps polling with the right token look offline. A board whose own token is
+        wrong stops producing good heartbeats and goes offline like a silent one.
+        """
         age = self.age(now)
         if age is None:
-            return Connectivity.UNKNOWN
-        if self.auth_failing or (self.heartbeat is not None and self.heartbeat.bye):
+            return Connectivity.OFFLINE if self.auth_failing else Connectivity.UNKNOWN
+        if self.heartbeat is not None and self.heartbeat.bye:
             return Connectivity.OFFLINE
         if age > self.poll_interval * self.offline_after:
             return Connectivity.OFFLINE
@@ -294,6 +299,8 @@ class PullBoardService:
         session = self.sessions.get(serial)
         if session is None or not session.listeners:
             if serial not in self._unknown_logged:
+                if len(self._unknown_logged) > 10_000:  # anyone can invent serials
+                    self._unknown_logged.clear()
                 self._unknown_logged.add(serial)
                 log.info("pullboard.unknown_board", serial=serial, peer=request.remote)
             return json_error(404, "unknown_board",
