@@ -127,6 +127,17 @@ async def test_show_image_with_caption_is_drawn_on_the_screenshot(rig, media):  
     assert has_colour(shot, green)
 
 
+async def test_video_is_uploaded_and_shown_as_a_video_item(rig, media):  # type: ignore[no-untyped-def]
+    hub, board, device = rig
+    clip = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
+    ref = media.ref("clip.mp4", clip, "video/mp4")
+    result = await run(hub, device, type="show", media=ref, content_id="ct-video")
+    assert result.status is CommandStatus.DONE
+    assert board.assets[ref["sha256"]] == (clip, "video/mp4")
+    shot = picture(await run(hub, device, type="screenshot"))
+    assert shot.text["ttcs:kind"] == "video" and brightest(shot) > 0
+
+
 async def test_media_that_does_not_match_its_sha256_is_refused_and_never_uploaded(rig, media):  # type: ignore[no-untyped-def]
     hub, board, device = rig
     ref = media.ref("swapped.png", png_image(colour=(255, 0, 0)), claimed=png_image())
