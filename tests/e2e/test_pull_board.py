@@ -367,6 +367,15 @@ async def test_a_stranger_with_a_wrong_token_does_not_knock_a_polling_board_offl
         await stranger.stop()
 
 
+async def test_probing_with_a_mistyped_token_does_not_lock_out_the_registered_board(rig, port):  # type: ignore[no-untyped-def]
+    hub, board, device = rig
+    with pytest.raises(Exception, match="already registered"):
+        await hub.registry.add_device(DeviceSpec(
+            plugin="pullboard", kind="lcd_board", area_code="20101",
+            config={**config(port), "token": "typo"}), "test")
+    assert (await run(hub, device, type="set_brightness", brightness=66)).ok
+
+
 # -- TLS -----------------------------------------------------------------------------------------
 
 

@@ -76,11 +76,13 @@ class BoardSession:
     """Everything the hub knows and wants for one pull board."""
 
     serial: str
-    token: SecretStr
     poll_interval: float
     offline_after: int
     power_schedule: PowerScheduleWire | None = None
     listeners: list[SessionListener] = field(default_factory=list)
+    #: the token each attached driver was configured with; any of them is accepted, so a
+    #: probe with a mistyped token cannot lock out a board the hub already drives
+    tokens: dict[int, SecretStr] = field(default_factory=dict)
     heartbeat: Heartbeat | None = None
     last_seen: float | None = None  # monotonic
     connectivity: Connectivity = Connectivity.UNKNOWN
@@ -273,12 +275,13 @@ class PullBoardService:
                power_schedule: PowerScheduleWire | None) -> BoardSession:
         session = self.sessions.get(serial)
         if session is None:
-            session = self.sessions[serial] = BoardSession(serial, token, poll_interval,
+            session = self.sessions[serial] = BoardSession(serial, poll_interval,
                                                            offline_after, power_schedule)
-        else:  # the latest configuration wins (a re-registered board, a changed token)
-            session.token, session.poll_interval = token, poll_interval
+        else:  # the latest configuration wins (a re-registered board, new settings)
+            session.poll_interval = poll_interval
             session.offline_after, session.power_schedule = offline_after, power_schedule
         session.listeners.append(listener)
+        session.tokens[id(listener)] = token
         return session
 
     def detach(self, serial: str, listener: SessionListener) -> None:
@@ -286,6 +289,7 @@ class PullBoardService:
         if session is not None:
             with contextlib.suppress(ValueError):
                 session.listeners.remove(listener)
+            session.tokens.pop(id(listener), None)
             if not session.listeners:
                 for pending in session.pending.values():
                     if not pending.future.done():
@@ -305,7 +309,7 @@ class PullBoardService:
                 log.info("pullboard.unknown_board", serial=serial, peer=request.remote)
             return json_error(404, "unknown_board",
                               f"no board {serial} is registered on this hub")
-        if not _token_ok(request, session.token):
+        if not _token_ok(request, list(session.tokens.values())):
             return await self._refuse(session, request)
         if session.auth_failing:
             session.auth_failing = False
@@ -364,11 +368,13 @@ class PullBoardService:
                     await session.notify()
 
 
-def _token_ok(request: web.Request, token: SecretStr) -> bool:
+def _token_ok(request: web.Request, tokens: list[SecretStr]) -> bool:
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        value.strip().encode(), token.get_secret_value().encode())
+    presented = value.strip().encode()
+    # compare with every token (no early exit) so timing says nothing about which matched
+    matches = [hmac.compare_digest(presented, t.get_secret_value().encode()) for t in tokens]
+    return scheme.lower() == "bearer" and any(matches)
 
 
 def session_key(endpoint: DeviceEndpoint) -> str:
