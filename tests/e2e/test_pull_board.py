@@ -143,6 +143,7 @@ async def test_altered_media_is_refused_by_the_board_and_not_shown(rig, media): 
     assert board.truth.shown == []
     assert [(r.command_id, r.code) for r in board.truth.rejections] == [
         ("ct-bad", "checksum_mismatch")]
+    await eventually(lambda: board.rejected == [])  # the hub took the item back
 
 
 async def test_screenshot_carries_the_png_and_the_current_item(rig):  # type: ignore[no-untyped-def]
@@ -224,6 +225,15 @@ async def test_repeated_idempotency_key_acts_once(rig):  # type: ignore[no-untyp
         assert (await run(hub, device, type="set_brightness", brightness=50,
                           idempotency_key="k-once")).ok
     assert [c["level"] for c in board.truth.brightness_changes] == [50]
+
+
+async def test_a_repeated_screenshot_key_gets_the_first_answer_without_its_png(rig):  # type: ignore[no-untyped-def]
+    hub, board, device = rig
+    first = await run(hub, device, type="screenshot", idempotency_key="k-shot")
+    again = await run(hub, device, type="screenshot", idempotency_key="k-shot")
+    assert "png_base64" in first.data and board.truth.screenshots == 1
+    assert again.data["png_dropped"] is True and "png_base64" not in again.data
+    assert again.data["current_item"] == first.data["current_item"]
 
 
 async def test_reply_lost_to_a_dropped_connection_is_redelivered_and_acted_on_once(rig):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ import struct
 from datetime import datetime, timedelta
 
 from ..core.errors import ProtocolError
-from ..schemas import ShowCommand
+from ..schemas import CommandResult, ShowCommand
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,4 +45,13 @@ def png_size(png: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
-__all__ = ["PNG_SIGNATURE", "png_size", "show_window", "time_of_day"]
+def remembered(result: CommandResult) -> CommandResult:
+    """The copy of a result kept for answering a repeated idempotency key: without the
+    screenshot's PNG, which is too big to keep hundreds of per board."""
+    if "png_base64" not in result.data:
+        return result
+    data = {k: v for k, v in result.data.items() if k != "png_base64"}
+    return result.model_copy(update={"data": {**data, "png_dropped": True}})
+
+
+__all__ = ["PNG_SIGNATURE", "png_size", "remembered", "show_window", "time_of_day"]

@@ -50,10 +50,10 @@ from ...schemas import (
     ShowCommand,
 )
 from ...schemas.base import utcnow
-from ..display_common import png_size, show_window, time_of_day
+from ..display_common import png_size, remembered, show_window, time_of_day
 
 API = "/api/v2"
-RESULTS_KEPT = 500
+RESULTS_KEPT = 200
 
 
 class LedVietConfig(DriverConfig):
@@ -182,7 +182,7 @@ class LedVietBoardDriver(DeviceDriver):
         except CommandRejected as exc:
             result = CommandResult(command_id=command.id, status=CommandStatus.REJECTED,
                                    code=exc.code, detail=str(exc)[:2000])
-        self._results[command.idempotency_key] = result
+        self._results[command.idempotency_key] = remembered(result)
         while len(self._results) > RESULTS_KEPT:
             self._results.popitem(last=False)
         return result

@@ -195,7 +195,7 @@ class PullBoardDriver(DeviceDriver):
         await self._heartbeat(self.context.settings.probe_timeout)
         if isinstance(command, ShowCommand | ClearCommand):
             result = await self._change_playlist(command)
-            session.results.setdefault(key, result)
+            session.remember(key, result)
             return result
         board_command = self._board_command(command)
         deadline = None
@@ -260,6 +260,10 @@ class PullBoardDriver(DeviceDriver):
                                  data={"playlist_version": version})
         rejection = session.rejection(item.id)
         if rejection is not None:
+            async with session.playlist_lock:  # take it back, so the board stops retrying it
+                assert session.desired is not None
+                if any(i.id == item.id for i in session.desired.items):
+                    session.set_desired([i for i in session.desired.items if i.id != item.id])
             return CommandResult(command_id=command.id, status=CommandStatus.REJECTED,
                                  code=rejection.code, detail=rejection.reason[:2000],
                                  data={"item_id": item.id, "playlist_version": version})

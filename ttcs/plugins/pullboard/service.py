@@ -33,6 +33,7 @@ from ...schemas import (
     PowerSource,
     utcnow,
 )
+from ..display_common import remembered
 from .protocol import (
     PATH,
     BoardCommand,
@@ -46,7 +47,8 @@ from .protocol import (
 
 log = structlog.get_logger("ttcs.pullboard")
 
-RESULTS_KEPT = 500
+RESULTS_KEPT = 200
+VERSIONS_KEPT = 200
 
 
 class SessionListener(Protocol):
@@ -200,13 +202,23 @@ class BoardSession:
 
     # -- commands and playlist ----------------------------------------------------------------
 
+    def remember(self, key: str, result: CommandResult) -> None:
+        """Keep the first result per idempotency key (the last :data:`RESULTS_KEPT`)."""
+        self.results.setdefault(key, remembered(result))
+        while len(self.results) > RESULTS_KEPT:
+            self.results.popitem(last=False)
+
     def set_desired(self, items: list[WireItem]) -> tuple[str, int]:
+        """Make ``items`` the playlist the board should show; (version, generation)."""
         version = playlist_version(items)
         if self.desired is None or self.desired.version != version:
             self.generation += 1
             self.desired = Playlist(version=version, items=items)
-            self.generations.setdefault(version, self.generation)
-        return version, self.generations.get(version, self.generation)
+            self.generations.pop(version, None)  # re-inserted: now the newest
+            self.generations[version] = self.generation
+            while len(self.generations) > VERSIONS_KEPT:
+                del self.generations[next(iter(self.generations))]
+        return version, self.generations[version]
 
     def board_generation(self) -> int:
         hb = self.heartbeat
@@ -230,9 +242,7 @@ class BoardSession:
         for outcome in hb.results:
             result = CommandResult(command_id=outcome.command_id, status=outcome.status,
                                    code=outcome.code, detail=outcome.detail, data=outcome.data)
-            self.results.setdefault(outcome.idempotency_key, result)
-            while len(self.results) > RESULTS_KEPT:
-                self.results.popitem(last=False)
+            self.remember(outcome.idempotency_key, result)
             pending = self.pending.pop(outcome.idempotency_key, None)
             if pending is None:
                 self.late_results += 1  # the hub stopped waiting, or a repeated answer
