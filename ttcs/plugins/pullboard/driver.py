@@ -172,11 +172,16 @@ class PullBoardDriver(DeviceDriver):
     async def read_status(self) -> DeviceStatus:
         session = self.session
         if session.heartbeat is None:
-            await self._heartbeat(min(self.context.settings.probe_timeout,
+            await self._heartbeat(min(self._first_poll_wait,
                                       self.context.settings.command_timeout * 0.9))
         return session.status()
 
     # -- commands -----------------------------------------------------------------------------
+
+    @property
+    def _first_poll_wait(self) -> float:
+        """How long a fresh driver waits for the board's next poll (it may have just polled)."""
+        return max(self.context.settings.probe_timeout, self.config.poll_interval * 1.2 + 1.0)
 
     @property
     def _wait(self) -> float:
@@ -192,7 +197,7 @@ class PullBoardDriver(DeviceDriver):
         if pending is not None:  # the same command is already on its way
             return (await self._await(pending, command)).model_copy(
                 update={"command_id": command.id})
-        await self._heartbeat(self.context.settings.probe_timeout)
+        await self._heartbeat(self._first_poll_wait)
         if isinstance(command, ShowCommand | ClearCommand):
             result = await self._change_playlist(command)
             session.remember(key, result)
