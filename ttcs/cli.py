@@ -530,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor")
     p.add_argument("--action")
 
+    from .core.schedule.cli import register as register_schedule
+
+    register_schedule(sub)
+
     p = add(sub, "serve", cmd_serve, "run the hub", json_flag=False)
     p.add_argument("--config", dest="settings_file", metavar="FILE", help="settings file")
     p.add_argument("--host", help="API host")

@@ -149,7 +149,7 @@ async def test_bulk_import_reports_each_row_and_all_or_nothing_keeps_nothing(rig
     report = await hub.registry.import_devices(rows, "test", all_or_nothing=True)
     assert [r.ok for r in report.rows] == [False, False, False]
     assert "announced nothing" in (report.rows[1].error or "")
-    assert report.rows[0].error == "rolled back (--all-or-nothing)"
+    assert report.rows[0].error == "not written (--all-or-nothing: another row failed)"
     assert await hub.registry.list_devices() == []
     report = await hub.registry.import_devices(rows, "test")
     assert [r.ok for r in report.rows] == [True, False, True]

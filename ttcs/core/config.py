@@ -37,6 +37,8 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an ack")
     probe_timeout: float = Field(default=5.0, gt=0)
+    policy_file: Path | None = Field(default=None, description="broadcast policy by area type;"
+                                     " default: the shipped Hanoi 2021 sample")
 
     @property
     def database(self) -> str:
@@ -57,6 +59,7 @@ _ENV = {
     "TTCS_HUB_ID": "hub_id",
     "TTCS_LOG_FORMAT": "log_format",
     "TTCS_LOG_LEVEL": "log_level",
+    "TTCS_POLICY_FILE": "policy_file",
 }
 
 

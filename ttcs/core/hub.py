@@ -36,6 +36,7 @@ from ..schemas import (
     PlayEvent,
 )
 from .config import Settings
+from .dispatch import Dispatcher, DispatchSettings
 from .driver import DeviceDriver, DriverContext, require_capability
 from .errors import AuthFailed, DeviceError
 from .events import EventBus
@@ -43,6 +44,8 @@ from .plugins import PluginManager, default_manager
 from .poller import Poller
 from .recorder import EventRecorder, StatusWriter
 from .registry import Registry
+from .schedule.content_gate import ContentGate
+from .schedule.service import BroadcastService
 from .store import Store
 
 log = structlog.get_logger("ttcs.hub")
@@ -150,8 +153,14 @@ class DeviceSupervisor:
 class Hub:
     """The hub process: store, plugins, transports, supervisors, poller, event bus."""
 
-    def __init__(self, settings: Settings, plugins: PluginManager | None = None) -> None:
+    def __init__(self, settings: Settings, plugins: PluginManager | None = None, *,
+                 content: ContentGate | None = None,
+                 dispatch: DispatchSettings | None = None) -> None:
         self.settings = settings
+        self.content: ContentGate | None = content
+        self.broadcasts: BroadcastService | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._dispatch_settings = dispatch
         self.plugins = plugins or default_manager()
         self.bus = EventBus()
         self.poller = Poller()
@@ -185,6 +194,9 @@ class Hub:
         if self._store is None:
             self._store = await Store.open(self.settings)
             self._registry = Registry(self._store, self.plugins, self.probe)
+            if self.content is not None:
+                self.broadcasts = BroadcastService(self._store, self._registry, self.content,
+                                                   self.settings.policy_file)
         return self
 
     async def start(self) -> None:
@@ -210,6 +222,10 @@ class Hub:
         for device in await self.registry.list_devices():
             await self.supervise(device)
         self.poller.start()
+        if self.broadcasts is not None and self.content is not None:
+            self.dispatcher = Dispatcher(self, self.broadcasts, self.content,
+                                         self._dispatch_settings)
+            self.dispatcher.start()
         self.started = True
         log.info("hub.started", devices=len(self.supervisors),
                  plugins=[p.id for p in self.plugins.loaded()])
@@ -220,6 +236,9 @@ class Hub:
             with contextlib.suppress(Exception):
                 await service.stop()
         self._discoveries.clear()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+            self.dispatcher = None
         await self.poller.stop()
         await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
                              return_exceptions=True)
@@ -330,9 +349,7 @@ class Hub:
         """Check the capability, run ``command`` on the device, publish and audit the result."""
         device = await self.registry.get_device(device_id)
         try:
-            require_capability(device.capabilities, command)
-            async with self.driver_for(device) as driver:
-                result = await driver.execute(command)
+            result = await self.dispatch(device, command)
         except DeviceError as exc:
             if actor:
                 await self.store.audit.record(actor, "device.command", device_id,
@@ -340,12 +357,19 @@ class Hub:
                                                   "type": command.type, "id": command.id,
                                                   "error": str(exc)})
             raise
-        self.bus.publish(CommandResultEvent(device_id=device_id, area_code=device.area_code,
-                                            result=result))
         if actor:
             await self.store.audit.record(actor, "device.command", device_id, detail={
                 "type": command.type, "id": command.id, "status": result.status.value,
                 "code": result.code})
+        return result
+
+    async def dispatch(self, device: Device, command: Command) -> CommandResult:
+        """Run ``command`` on ``device`` (capability checked) and publish the result."""
+        require_capability(device.capabilities, command)
+        async with self.driver_for(device) as driver:
+            result = await driver.execute(command)
+        self.bus.publish(CommandResultEvent(device_id=device.id, area_code=device.area_code,
+                                            result=result))
         return result
 
     async def read_status(self, device_id: str) -> DeviceStatus:

@@ -7,6 +7,7 @@ configure) and keys it by the serial (or MAC) the device reports, never by its a
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ class Registry:
         self.store = store
         self.plugins = plugins
         self._probe = prober
+        #: called inside the merge transaction as ``hook(sources, into, session)`` so that
+        #: what other services keep per area (schedules, policies) moves in the same step
+        self.merge_hooks: list[Callable[[Sequence[str], str, AsyncSession], Awaitable[None]]] = []
 
     # -- areas --------------------------------------------------------------------------------
 
@@ -191,6 +195,8 @@ class Registry:
                 moved["groups"] += _count(groups)
                 await s.execute(update(AreaRow).where(AreaRow.code == code)
                                 .values(merged_into=into, parent_code=None))
+            for hook in self.merge_hooks:
+                await hook(sources, into, s)
             await self.store.audit.record(actor, "area.merge", into, session=s,
                                           detail={"sources": list(sources), **moved})
         return moved
@@ -213,30 +219,12 @@ class Registry:
         await self._check_placement(spec)
         if info is None:
             info = await self._probe(spec.plugin, spec.kind, config)
-        if info.kind is not spec.kind:
-            raise InvalidInput(f"the device says it is a {info.kind.value}, not a "
-                               f"{spec.kind.value}")
-        public, secret = _split_secrets(config)
         async with self.store.sessions.begin() as s:
             await self._check_unique(s, info)
             device_id = await self._free_id(s, f"{spec.plugin}-{info.serial}")
-            row = DeviceRow(
-                id=device_id, name=spec.name or f"{info.model} {info.serial}", kind=info.kind.value,
-                vendor=info.vendor, model=info.model, serial=info.serial, mac=info.mac,
-                firmware=info.firmware, plugin=spec.plugin, area_code=spec.area_code,
-                village_code=spec.village_code,
-                location=spec.location.model_dump() if spec.location else None,
-                parent_id=spec.parent_id,
-                capabilities=[c.value for c in (info.capabilities or
-                                                self._driver_caps(spec.plugin, spec.kind))],
-                config=public, secrets=self.store.secrets.seal(secret) if secret else None)
-            s.add(row)
-            for group in spec.groups:
-                if await s.get(GroupRow, group) is None:
-                    raise NotFound(f"no group '{group}' (create it with `ttcs groups add`)")
-                s.add(DeviceGroupRow(device_id=device_id, group_id=group))
-            s.add(DeviceStateRow(device_id=device_id, connectivity=Connectivity.UNKNOWN.value,
-                                 status=DeviceStatus().model_dump(mode="json")))
+            dependents = self._insert_device(s, device_id, spec, config, info)
+            await s.flush()
+            s.add_all(dependents)
             await s.execute(delete(DiscoveredRow).where(DiscoveredRow.plugin == spec.plugin,
                                                         DiscoveredRow.serial == info.serial))
             try:
@@ -248,20 +236,59 @@ class Registry:
         log.info("device.registered", device=device_id, plugin=spec.plugin, area=spec.area_code)
         return await self.get_device(device_id)
 
+    def _insert_device(self, s: AsyncSession, device_id: str, spec: DeviceSpec,
+                       config: BaseModel, info: DeviceInfo) -> list[Any]:
+        """Add one probed device's row to the session; return the rows that refer to it,
+        for the caller to add after a flush (groups were checked by the caller)."""
+        if info.kind is not spec.kind:
+            raise InvalidInput(f"the device says it is a {info.kind.value}, not a "
+                               f"{spec.kind.value}")
+        public, secret = _split_secrets(config)
+        s.add(DeviceRow(
+            id=device_id, name=spec.name or f"{info.model} {info.serial}", kind=info.kind.value,
+            vendor=info.vendor, model=info.model, serial=info.serial, mac=info.mac,
+            firmware=info.firmware, plugin=spec.plugin, area_code=spec.area_code,
+            village_code=spec.village_code,
+            location=spec.location.model_dump() if spec.location else None,
+            parent_id=spec.parent_id,
+            capabilities=[c.value for c in (info.capabilities or
+                                            self._driver_caps(spec.plugin, spec.kind))],
+            config=public, secrets=self.store.secrets.seal(secret) if secret else None))
+        return [*(DeviceGroupRow(device_id=device_id, group_id=g) for g in spec.groups),
+                DeviceStateRow(device_id=device_id, connectivity=Connectivity.UNKNOWN.value,
+                               status=DeviceStatus().model_dump(mode="json"))]
+
     def _driver_caps(self, plugin_id: str, kind: DeviceKind) -> Iterable[Any]:
         return sorted(self.plugins.driver_class(plugin_id, kind).capabilities)
 
-    async def _check_placement(self, spec: DeviceSpec) -> None:
-        area = await self.get_area(spec.area_code)
+    async def _check_placement(self, spec: DeviceSpec,
+                               areas: dict[str, Area] | None = None) -> None:
+        """The area exists, the village is a village inside it, the parent device exists.
+        ``areas`` (every area by code) avoids a query per row in bulk imports."""
+        if areas is None:
+            areas = {a.code: a for a in await self.list_areas()}
+        if spec.area_code not in areas:
+            raise NotFound(f"no area with code '{spec.area_code}' (see `ttcs areas list`)")
         if spec.village_code:
-            village = await self.get_area(spec.village_code)
+            village = areas.get(spec.village_code)
+            if village is None:
+                raise NotFound(f"no area with code '{spec.village_code}'")
             if village.type not in VILLAGE_LEVEL:
                 raise InvalidInput(f"{village.code} ({village.name}) is a {village.type.value}, "
                                    "not a village or residential group")
-            if spec.village_code not in await self.subtree(area.code):
-                raise InvalidInput(f"village {village.code} is not inside area {area.code}")
+            above, current = set(), village.parent_code
+            while current is not None and current not in above:
+                above.add(current)
+                current = areas[current].parent_code if current in areas else None
+            if spec.area_code not in above:
+                raise InvalidInput(f"village {village.code} is not inside area "
+                                   f"{spec.area_code}")
         if spec.parent_id:
             await self.get_device(spec.parent_id)
+        if spec.groups:
+            known = {g.id for g, _ in await self.list_groups()}
+            if missing := [g for g in spec.groups if g not in known]:
+                raise NotFound(f"no group '{missing[0]}' (create it with `ttcs groups add`)")
 
     @staticmethod
     async def _check_unique(s: AsyncSession, info: DeviceInfo) -> None:
@@ -278,7 +305,7 @@ class Registry:
 
     @staticmethod
     async def _free_id(s: AsyncSession, wanted: str) -> str:
-        base = re.sub(r"[^a-z0-9._:-]+", "-", wanted.lower()).strip("-")[:120] or "device"
+        base = _slug(wanted)
         candidate, n = base, 1
         while await s.get(DeviceRow, candidate) is not None:
             n += 1
@@ -368,31 +395,122 @@ class Registry:
                 row.firmware = info.firmware
 
     async def import_devices(self, specs: Sequence[DeviceSpec | Exception], actor: str, *,
-                             all_or_nothing: bool = False) -> ImportReport:
-        """Register many devices; a report per row. ``all_or_nothing`` undoes on any failure.
+                             all_or_nothing: bool = False, probes: int = 64,
+                             chunk: int = 500) -> ImportReport:
+        """Register many devices; a report per row.
 
-        Rows that failed to parse arrive as exceptions and are reported as such.
+        Every row is validated first, then the devices are probed concurrently (``probes`` at a
+        time), then written in chunks with one audit entry per chunk. ``all_or_nothing``
+        writes nothing unless every row is good. Rows that failed to parse arrive as
+        exceptions and are reported as such.
         """
-        report = ImportReport()
-        for number, spec in enumerate(specs, start=1):
-            if isinstance(spec, Exception):
-                report.rows.append(RowReport(number, False, error=str(spec)))
-                continue
+        report = ImportReport(rows=[RowReport(n, False) for n in range(1, len(specs) + 1)])
+        ready: list[tuple[RowReport, DeviceSpec, BaseModel]] = []
+        areas = {a.code: a for a in await self.list_areas()}
+        for row, spec in zip(report.rows, specs, strict=True):
             try:
-                device = await self.add_device(spec, actor)
-            except (InvalidInput, Conflict, NotFound, UnknownPlugin) as exc:
-                report.rows.append(RowReport(number, False, error=str(exc)))
-            except Exception as exc:  # a device that cannot be probed, a plugin bug
-                report.rows.append(RowReport(number, False, error=f"{type(exc).__name__}: {exc}"))
+                if isinstance(spec, Exception):
+                    raise spec
+                config = self.validate_config(spec.plugin, spec.kind, spec.config)
+                await self._check_placement(spec, areas)
+                ready.append((row, spec, config))
+            except Exception as exc:
+                row.error = _reason(exc)
+        slots = asyncio.Semaphore(probes)
+
+        async def probe(spec: DeviceSpec, config: BaseModel) -> DeviceInfo:
+            async with slots:
+                return await self._probe(spec.plugin, spec.kind, config)
+
+        infos = await asyncio.gather(*(probe(spec, config) for _, spec, config in ready),
+                                     return_exceptions=True)
+        probed = []
+        for (row, spec, config), info in zip(ready, infos, strict=True):
+            if isinstance(info, BaseException):
+                row.error = _reason(info)
             else:
-                report.rows.append(RowReport(number, True, id=device.id))
+                probed.append((row, spec, config, info))
+        if all_or_nothing and (len(probed) != len(specs)):
+            for row in report.rows:
+                row.error = row.error or "not written (--all-or-nothing: another row failed)"
+            report.committed = False
+            return report
+        size = len(probed) if all_or_nothing else chunk
+        for start in range(0, len(probed), max(1, size)):
+            await self._write_chunk(probed[start:start + size], actor, all_or_nothing)
         if all_or_nothing and not report.ok:
             for row in report.rows:
-                if row.ok and row.id:
-                    await self.remove_device(row.id, actor)
-                    row.ok, row.error = False, "rolled back (--all-or-nothing)"
+                row.ok, row.id = False, None
+                row.error = row.error or "not written (--all-or-nothing: another row failed)"
             report.committed = False
         return report
+
+    async def _write_chunk(self, items: list[tuple[RowReport, DeviceSpec, BaseModel,
+                                                   DeviceInfo]],
+                           actor: str, all_or_nothing: bool) -> None:
+        async with self.store.sessions.begin() as s:
+            taken = await self._taken(s, [info for *_, info in items])
+            wanted = [_slug(f"{spec.plugin}-{info.serial}") for _, spec, _, info in items]
+            used: set[str] = set()
+            for part in range(0, len(wanted), 500):
+                used |= set((await s.execute(select(DeviceRow.id).where(
+                    DeviceRow.id.in_(wanted[part:part + 500])))).scalars())
+            written = []
+            dependents: list[Any] = []
+            for row, spec, config, info in items:
+                clash = taken.get((info.vendor, info.serial)) or (
+                    taken.get(("mac", info.mac)) if info.mac else None)
+                if clash:
+                    row.error = (f"device {info.vendor} serial {info.serial} is already "
+                                 f"registered as '{clash}'")
+                    continue
+                device_id = _slug(f"{spec.plugin}-{info.serial}")
+                base, n = device_id, 1
+                while device_id in used:
+                    n += 1
+                    device_id = f"{base}-{n}"
+                try:
+                    dependents += self._insert_device(s, device_id, spec, config, info)
+                except InvalidInput as exc:
+                    row.error = str(exc)
+                    continue
+                used.add(device_id)
+                row.id = device_id
+                row.ok = True
+                taken[(info.vendor, info.serial)] = row.id
+                if info.mac:
+                    taken[("mac", info.mac)] = row.id
+                written.append(row.id)
+            if all_or_nothing and not all(row.ok for row, *_ in items):
+                await s.rollback()
+                return
+            await s.flush()
+            s.add_all(dependents)
+            for plugin in {spec.plugin for _, spec, _, _ in items}:
+                await s.execute(delete(DiscoveredRow).where(
+                    DiscoveredRow.plugin == plugin, DiscoveredRow.serial.in_(
+                        [i.serial for _, sp, _, i in items if sp.plugin == plugin])))
+            if written:
+                await self.store.audit.record(actor, "device.import", None, session=s,
+                                              detail={"count": len(written), "ids": written})
+        if written:
+            log.info("devices.imported", count=len(written))
+
+    @staticmethod
+    async def _taken(s: AsyncSession, infos: list[DeviceInfo]) -> dict[tuple[str, Any], str]:
+        """Registered (vendor, serial) and ("mac", MAC) pairs among ``infos``, with their ids."""
+        taken: dict[tuple[str, Any], str] = {}
+        serials = sorted({i.serial for i in infos})
+        macs = sorted({i.mac for i in infos if i.mac})
+        for part in range(0, len(serials), 500):
+            rows = await s.execute(select(DeviceRow.vendor, DeviceRow.serial, DeviceRow.id)
+                                   .where(DeviceRow.serial.in_(serials[part:part + 500])))
+            taken.update({(v, ser): i for v, ser, i in rows.all()})
+        for part in range(0, len(macs), 500):
+            pairs = await s.execute(select(DeviceRow.mac, DeviceRow.id)
+                                    .where(DeviceRow.mac.in_(macs[part:part + 500])))
+            taken.update({("mac", m): i for m, i in pairs.all()})
+        return taken
 
     # -- status -------------------------------------------------------------------------------
 
@@ -507,6 +625,17 @@ class Registry:
                     await s.delete(link)
             await self.store.audit.record(actor, "group.add" if member else "group.remove",
                                           group_id, session=s, detail={"devices": device_ids})
+
+
+def _slug(wanted: str) -> str:
+    """A device id from plugin and serial: lower case, safe in URLs and topics."""
+    return re.sub(r"[^a-z0-9._:-]+", "-", wanted.lower()).strip("-")[:120] or "device"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, InvalidInput | Conflict | NotFound | UnknownPlugin):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _count(result: Any) -> int:

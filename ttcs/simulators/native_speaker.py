@@ -281,6 +281,7 @@ class NativeSpeaker(SimulatedDevice):
     async def _begin(self, record: PlayRecord, level: BulletinLevel, seconds: float,
                      command_id: str | None) -> CommandResult:
         await self._end_current("interrupted")
+        record.started_at = utcnow()  # after the interrupted item ended: never two at once
         self.current, self._current_level = record, level
         self.truth.plays.append(record)
         self._play_task = asyncio.create_task(self._playing(record, seconds))

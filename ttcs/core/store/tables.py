@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -161,3 +162,89 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork cannot exist
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# -- broadcasts and dispatch (migration 0003) ----------------------------------------------------
+
+
+class BroadcastRow(Base):
+    __tablename__ = "broadcasts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_id: Mapped[str] = mapped_column(String(128), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    targets: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    schedule: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    volume: Mapped[int | None] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)  # one occurrence, repeats included
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    area_code: Mapped[str | None] = mapped_column(String(64), index=True)  # owner, for scoping
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class BroadcastTargetRow(Base):
+    """The devices a broadcast resolved to when it was created (used for coverage)."""
+
+    __tablename__ = "broadcast_targets"
+    broadcast_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+    commune_code: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class OfferRow(Base):
+    """A broadcast as offered to one commune: normal items wait for its decision; priority
+    items are accepted and carry the commune's order (``rank``)."""
+
+    __tablename__ = "offers"
+    broadcast_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True)
+    commune_code: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PolicyRow(Base):
+    __tablename__ = "policies"
+    area_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class OutboxRow(Base):
+    """A device command waiting to be delivered (or delivered): the durable dispatch queue.
+
+    ``idempotency_key`` is unique: re-planning after a crash produces the same key, so nothing
+    is queued twice; a command re-sent after a crash carries the same key, so the device does
+    not act twice.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "not_before"),
+                      Index("ix_outbox_device_seq", "device_id", "seq"))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)  # the command id
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    device_id: Mapped[str] = mapped_column(String(128))
+    command: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    level_rank: Mapped[int] = mapped_column(Integer, default=0)
+    broadcast_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

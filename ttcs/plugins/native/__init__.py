@@ -65,6 +65,7 @@ def ttcs_register_drivers(registrar: DriverRegistrar) -> None:
 
 @hookimpl
 def ttcs_register_simulators(registrar: SimulatorRegistrar) -> None:
-    from ...simulators.native_speaker import SPEC
+    from ...simulators import native_fleet, native_speaker
 
-    registrar.add(SPEC)
+    registrar.add(native_speaker.SPEC)
+    registrar.add(native_fleet.SPEC)

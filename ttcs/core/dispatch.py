@@ -1,0 +1,574 @@
+"""Durable dispatch: the planner turns timelines into outbox rows; the sender delivers them.
+
+Guarantees, and how they are kept:
+
+- **Nothing lost.** A command exists as an ``outbox`` row before anything is sent; a hub that
+  dies (even by SIGKILL) finds its pending rows on restart and sends them.
+- **Nothing played twice.** Every row's ``idempotency_key`` is derived from the broadcast, the
+  occurrence and the device, so re-planning after a restart produces the same key (the unique
+  index drops the duplicate), and a row re-sent after a crash carries the same key, which the
+  device honours. Delivery is at-least-once; effect is exactly-once as the device sees it.
+- **Per-device order.** A device has at most one command in flight; its rows go in queue order
+  (emergencies first).
+- **Retries** with exponential backoff and jitter for retryable errors, until the row
+  **expires**; non-retryable errors fail the row at once.
+- **Bounded fan-out.** Thousands of devices are served concurrently, at most
+  ``concurrency`` at a time; results are written back in batches.
+- **Approval is checked here**, in the dispatch path: a play/show of content that is not
+  approved, or was altered after approval, is refused and never sent.
+- **Emergency preemption and resume.** An emergency goes to every targeted device at once (the
+  device cuts what it plays); when a device reports an item *interrupted*, the same item is
+  queued again to start after the emergency ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..schemas import (
+    BroadcastState,
+    BulletinLevel,
+    Capability,
+    Command,
+    CommandResult,
+    CommandResultEvent,
+    CommandStatus,
+    Content,
+    ContentKind,
+    Device,
+    Event,
+    MediaRef,
+    PlayCommand,
+    PlayEvent,
+    PlayPhase,
+    ScheduleEntry,
+    ShowCommand,
+    SyncScheduleCommand,
+    new_id,
+    parse_command,
+)
+from .errors import DeviceError, TTCSError
+from .schedule.content_gate import ContentGate
+from .schedule.policy import Policy
+from .schedule.service import (
+    ACTIVE_STATES,
+    AUDIO_CAPS,
+    BroadcastService,
+    OfferState,
+    occurrence,
+    occurrence_starts,
+    to_broadcast,
+)
+from .schedule.timeline import Placement, resolve
+from .store.tables import BroadcastRow, BroadcastTargetRow, OfferRow, OutboxRow
+
+log = structlog.get_logger("ttcs.dispatch")
+
+
+class RowState:
+    PENDING = "pending"
+    RETRY = "retry"
+    DONE = "done"
+    REJECTED = "rejected"  # the device refused it (no retry)
+    FAILED = "failed"  # non-retryable error
+    EXPIRED = "expired"
+    REFUSED = "refused"  # the hub refused to send it (unapproved or altered content)
+    CANCELLED = "cancelled"
+
+
+OPEN_STATES = (RowState.PENDING, RowState.RETRY)
+
+
+@dataclass
+class DispatchSettings:
+    plan_interval: float = 1.0
+    lookahead: float = 5.0  # seconds ahead that items are queued (sent when due)
+    late_grace: float = 120.0  # a normal item more than this late is missed, not played
+    concurrency: int = 500
+    batch: int = 2000
+    backoff: tuple[float, float] = (0.5, 60.0)
+    sync_horizon: timedelta = timedelta(hours=24)
+
+
+def backoff_delay(attempts: int, low: float, high: float) -> float:
+    """Exponential backoff with full jitter in [base/2, base]."""
+    base: float = min(high, low * (2 ** max(0, attempts - 1)))
+    return base * random.uniform(0.5, 1.0)
+
+
+class Dispatcher:
+    """Planner + sender for one hub process."""
+
+    def __init__(self, hub: Any, broadcasts: BroadcastService, content: ContentGate,
+                 settings: DispatchSettings | None = None) -> None:
+        self.hub = hub
+        self.store = hub.store
+        self.broadcasts = broadcasts
+        self.content = content
+        self.settings = settings or DispatchSettings()
+        self._wake = asyncio.Event()
+        self._send_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight: set[str] = set()  # device ids with a command out
+        self._unflushed: set[int] = set()  # seqs whose result is not written yet
+        self._results: list[dict[str, Any]] = []
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._media: dict[tuple[str, str], MediaRef | None] = {}
+        self._synced: dict[str, str] = {}  # device -> hash of the schedule last sent
+        self._unsubscribe = hub.bus.subscribe(self._on_event)
+        self.sent = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._planner(), name="planner"),
+                       asyncio.create_task(self._sender(), name="outbox-sender"),
+                       asyncio.create_task(self._flusher(), name="outbox-flusher")]
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- planning -----------------------------------------------------------------------------
+
+    async def _planner(self) -> None:
+        while True:
+            try:
+                await self.plan_once(datetime.now(UTC))
+            except Exception:
+                log.exception("planner.failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.plan_interval)
+
+    async def plan_once(self, now: datetime) -> int:
+        """Queue every item due within the lookahead; returns how many rows were added."""
+        horizon = timedelta(seconds=self.settings.lookahead)
+        async with self.store.sessions() as s:
+            rows = list((await s.execute(select(BroadcastRow).where(
+                BroadcastRow.state.in_(ACTIVE_STATES)))).scalars())
+        if not rows:
+            return 0
+        broadcasts = {r.id: (to_broadcast(r), r) for r in rows}
+        window_start = now - timedelta(hours=1)
+        relevant = {bid: occurrence_starts(b, window_start, timedelta(hours=2) + horizon)
+                    for bid, (b, _) in broadcasts.items()}
+        relevant = {bid: starts for bid, starts in relevant.items() if starts}
+        await self._finish_past(broadcasts, now)
+        if not relevant:
+            return 0
+        async with self.store.sessions() as s:
+            targets = (await s.execute(select(BroadcastTargetRow).where(
+                BroadcastTargetRow.broadcast_id.in_(list(relevant))))).scalars().all()
+            offers = {(o.broadcast_id, o.commune_code): o for o in (await s.execute(
+                select(OfferRow).where(OfferRow.broadcast_id.in_(list(relevant))))).scalars()}
+        by_device: dict[str, set[str]] = defaultdict(set)
+        commune_of: dict[str, str] = {}
+        for t in targets:
+            offer = offers.get((t.broadcast_id, t.commune_code))
+            if offer is not None and offer.state == OfferState.ACCEPTED:
+                by_device[t.device_id].add(t.broadcast_id)
+                commune_of[t.device_id] = t.commune_code
+        groups: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
+        for device_id, bids in by_device.items():
+            groups[(commune_of[device_id], frozenset(bids))].append(device_id)
+        explicit = await self.broadcasts.policies.explicit()
+        policies: dict[str, Policy] = {}
+        new_rows: list[dict[str, Any]] = []
+        for (commune, group_bids), device_ids in groups.items():
+            if commune not in policies:
+                policies[commune] = await self.broadcasts.policies.effective(commune, explicit)
+            occurrences = [occurrence(broadcasts[bid][0], broadcasts[bid][1].seconds, at,
+                                      offers[(bid, commune)].rank)
+                           for bid in group_bids for at in relevant[bid]]
+            due = [p for p in resolve(occurrences, policies[commune])
+                   if p.placed and self._due(p, now, horizon)]
+            for placement in due:
+                b, row = broadcasts[placement.occurrence.broadcast_id]
+                content = await self.content.get(b.content_id)
+                for device_id in device_ids:
+                    device = await self._device(device_id)
+                    if device is None or (Capability.SCHEDULE_LOCAL in device.capabilities
+                                          and placement.occurrence.level
+                                          is not BulletinLevel.EMERGENCY):
+                        continue  # local-schedule devices get their items by sync
+                    made = await self._row(device, commune, placement, b, row, content)
+                    if made is not None:
+                        new_rows.append(made)
+        added = await self._insert(new_rows)
+        if added:
+            await self._mark_active([r["broadcast_id"] for r in new_rows])
+            self.wake_sender()
+        return added
+
+    def _due(self, p: Placement, now: datetime, horizon: timedelta) -> bool:
+        assert p.start is not None
+        assert p.end is not None
+        if p.start > now + horizon:
+            return False
+        if p.occurrence.level is BulletinLevel.EMERGENCY:
+            return p.end > now  # still worth playing while it would be playing
+        return p.start >= now - timedelta(seconds=self.settings.late_grace)
+
+    async def _device(self, device_id: str) -> Device | None:
+        sup = self.hub.supervisors.get(device_id)
+        if sup is not None:
+            return sup.device  # type: ignore[no-any-return]
+        with contextlib.suppress(TTCSError):
+            return await self.hub.registry.get_device(device_id)  # type: ignore[no-any-return]
+        return None
+
+    async def _row(self, device: Device, commune: str, p: Placement, b: Any, row: BroadcastRow,
+                   content: Content) -> dict[str, Any] | None:
+        assert p.start is not None
+        assert p.end is not None
+        key = f"{p.occurrence.key}/{device.id}"
+        level = p.occurrence.level
+        expires = p.end if level is BulletinLevel.EMERGENCY else (
+            p.start + timedelta(seconds=self.settings.late_grace))
+        command = await self.command_for(device, content, commune, key=key, broadcast=b,
+                                         expires_at=expires, seconds=row.seconds)
+        if command is None:
+            return None
+        return _outbox_values(command, device.id, level, b.id, content.id, row.seconds,
+                              not_before=p.start, expires_at=expires)
+
+    async def command_for(self, device: Device, content: Content, area_code: str, *, key: str,
+                          broadcast: Any, expires_at: datetime | None, seconds: float
+                          ) -> Command | None:
+        """The command that presents ``content`` on ``device`` (audio or display)."""
+        signature = content.approval.signature if content.approval else None
+        level = broadcast.level or content.level
+        if set(device.capabilities) & AUDIO_CAPS and content.kind in (ContentKind.AUDIO,
+                                                                     ContentKind.TEXT):
+            cache = (content.id, area_code)
+            if cache not in self._media:
+                self._media[cache] = await self.content.media_for(content, area_code)
+            media = self._media[cache]
+            if media is None:
+                return None
+            return PlayCommand(id=new_id("cmd"), idempotency_key=key, content_id=content.id,
+                               broadcast_id=broadcast.id, media=media, level=level,
+                               volume=broadcast.volume, repeat=broadcast.repeat,
+                               signature=signature, expires_at=expires_at)
+        media = content.media if content.kind in (ContentKind.IMAGE, ContentKind.VIDEO) else None
+        return ShowCommand(id=new_id("cmd"), idempotency_key=key, content_id=content.id,
+                           broadcast_id=broadcast.id, text=content.text or (
+                               None if media else content.title), media=media, level=level,
+                           seconds=seconds, valid_from=broadcast.valid_from,
+                           valid_until=broadcast.valid_until, signature=signature,
+                           expires_at=expires_at)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        dialect = self.store.dialect
+        stmt_factory = pg_insert if dialect == "postgresql" else sqlite_insert
+        added = 0
+        async with self.store.sessions.begin() as s:
+            for chunk in _chunks(rows, 1000):
+                stmt = stmt_factory(OutboxRow).values(chunk).on_conflict_do_nothing(
+                    index_elements=["idempotency_key"])
+                result = await s.execute(stmt)
+                added += max(0, int(getattr(result, "rowcount", 0) or 0))
+        return added
+
+    async def _mark_active(self, broadcast_ids: list[str]) -> None:
+        async with self.store.sessions.begin() as s:
+            await s.execute(update(BroadcastRow).where(
+                BroadcastRow.id.in_(set(broadcast_ids)),
+                BroadcastRow.state == BroadcastState.SCHEDULED.value).values(
+                state=BroadcastState.ACTIVE.value))
+
+    async def _finish_past(self, broadcasts: dict[str, Any], now: datetime) -> None:
+        """Broadcasts with no occurrence left (one-off and past, or beyond validity) are done."""
+        finished = []
+        for bid, (b, row) in broadcasts.items():
+            if b.valid_until is not None and b.valid_until < now:
+                finished.append(bid)
+            elif b.schedule.kind.value in ("now", "at"):
+                start = b.schedule.at or b.created_at
+                if start + timedelta(seconds=row.seconds + self.settings.late_grace) < now:
+                    finished.append(bid)
+        if finished:
+            async with self.store.sessions.begin() as s:
+                await s.execute(update(BroadcastRow).where(BroadcastRow.id.in_(finished))
+                                .values(state=BroadcastState.DONE.value))
+
+    # -- local schedules ----------------------------------------------------------------------
+
+    async def sync_local_schedules(self, now: datetime) -> int:
+        """Send each local-schedule device its next ``sync_horizon`` when it changed."""
+        sent = 0
+        devices = [d for d in await self.hub.registry.list_devices()
+                   if Capability.SCHEDULE_LOCAL in d.capabilities]
+        for device in devices:
+            placements, _ = await self.broadcasts.timeline(device.id, now,
+                                                           now + self.settings.sync_horizon)
+            entries = []
+            commune = (await self.broadcasts.communes([device.area_code]))[device.area_code]
+            for p in placements:
+                if not p.placed or p.occurrence.level is BulletinLevel.EMERGENCY:
+                    continue
+                b = await self.broadcasts.get(p.occurrence.broadcast_id)
+                content = await self.content.get(b.content_id)
+                await self.content.verify_approval(content)
+                media = await self.content.media_for(content, commune)
+                if media is None:
+                    continue
+                assert p.start is not None
+                entries.append(ScheduleEntry(
+                    id=p.occurrence.key, content_id=content.id, media=media, start=p.start,
+                    level=p.occurrence.level, volume=b.volume, repeat=b.repeat,
+                    signature=content.approval.signature if content.approval else None))
+            digest = hashlib.sha256(json.dumps([e.model_dump(mode="json") for e in entries],
+                                               sort_keys=True).encode()).hexdigest()[:24]
+            if self._synced.get(device.id) == digest:
+                continue
+            command = SyncScheduleCommand(id=new_id("cmd"),
+                                          idempotency_key=f"sync/{device.id}/{digest}",
+                                          entries=entries)
+            added = await self._insert([_outbox_values(
+                command, device.id, BulletinLevel.PRIORITY, None, None, None, not_before=now,
+                expires_at=now + timedelta(hours=1))])
+            self._synced[device.id] = digest
+            sent += added
+        if sent:
+            self.wake_sender()
+        return sent
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def wake_sender(self) -> None:
+        self._send_wake.set()
+
+    async def _sender(self) -> None:
+        while True:
+            try:
+                started = await self.send_due(datetime.now(UTC))
+            except Exception:
+                log.exception("outbox.send_failed")
+                started = 0
+            if started == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._send_wake.wait(), 0.2)
+                self._send_wake.clear()
+            else:
+                await asyncio.sleep(0)
+
+    async def send_due(self, now: datetime) -> int:
+        """Start sending the rows that are due; returns how many were started."""
+        async with self.store.sessions() as s:
+            rows = list((await s.execute(
+                select(OutboxRow).where(OutboxRow.state.in_(OPEN_STATES),
+                                        OutboxRow.not_before <= now,
+                                        OutboxRow.next_attempt_at <= now)
+                .order_by(OutboxRow.level_rank.desc(), OutboxRow.seq)
+                .limit(self.settings.batch))).scalars())
+        picked: list[OutboxRow] = []
+        seen: set[str] = set()
+        expired: list[OutboxRow] = []
+        for row in rows:
+            if row.seq in self._unflushed or row.device_id in self._in_flight \
+                    or row.device_id in seen:
+                continue
+            seen.add(row.device_id)  # one per device per round keeps per-device order
+            if row.expires_at is not None and row.expires_at < now:
+                expired.append(row)
+                continue
+            picked.append(row)
+        for row in expired:
+            self._record(row, RowState.EXPIRED, error="expired before it could be delivered")
+        refused = await self._refuse_unapproved(picked)
+        for row in picked:
+            if row.seq in refused:
+                continue
+            self._in_flight.add(row.device_id)
+            self._unflushed.add(row.seq)
+            task = asyncio.create_task(self._send(row))
+            task.add_done_callback(_log_crash)
+        return len(picked) - len(refused)
+
+    async def _refuse_unapproved(self, rows: list[OutboxRow]) -> set[int]:
+        """Check approval once per content item in the batch; refuse rows that fail."""
+        verdict: dict[str, str | None] = {}
+        for content_id in {r.content_id for r in rows if r.content_id}:
+            try:
+                await self.content.verify_approval(await self.content.get(content_id))
+                verdict[content_id] = None
+            except TTCSError as exc:
+                verdict[content_id] = str(exc)
+                log.warning("dispatch.refused", content=content_id, reason=str(exc))
+        refused = set()
+        for row in rows:
+            reason = verdict.get(row.content_id or "")
+            if reason:
+                refused.add(row.seq)
+                self._record(row, RowState.REFUSED, error=reason)
+        return refused
+
+    async def _send(self, row: OutboxRow) -> None:
+        async with self._slots:
+            command = parse_command(row.command)
+            try:
+                device = await self._device(row.device_id)
+                if device is None:
+                    self._record(row, RowState.FAILED, error="device no longer registered")
+                    return
+                result = await self.hub.dispatch(device, command)
+            except DeviceError as exc:
+                self._failed(row, command, exc)
+                return
+            except Exception as exc:  # a driver bug must not stop the queue
+                log.exception("outbox.driver_crashed", device=row.device_id)
+                self._failed(row, command, DeviceError(f"driver crashed: {exc!r}"))
+                return
+            self.sent += 1
+            state = {CommandStatus.REJECTED: RowState.REJECTED,
+                     CommandStatus.FAILED: RowState.FAILED}.get(result.status, RowState.DONE)
+            self._record(row, state, result=result)
+
+    def _failed(self, row: OutboxRow, command: Command, exc: DeviceError) -> None:
+        attempts = row.attempts + 1
+        retry_at = datetime.now(UTC) + timedelta(seconds=backoff_delay(
+            attempts, *self.settings.backoff))
+        retry = exc.retryable and (row.expires_at is None or retry_at < row.expires_at)
+        result = CommandResult(command_id=command.id, status=CommandStatus.FAILED,
+                               code=type(exc).__name__, detail=str(exc)[:2000])
+        self.hub.bus.publish(CommandResultEvent(device_id=row.device_id, result=result))
+        if retry:
+            self._record(row, RowState.RETRY, error=str(exc), attempts=attempts,
+                         next_attempt_at=retry_at)
+        else:
+            self._record(row, RowState.FAILED if not exc.retryable else RowState.EXPIRED,
+                         error=str(exc), attempts=attempts)
+
+    def _record(self, row: OutboxRow, state: str, *, result: CommandResult | None = None,
+                error: str | None = None, attempts: int | None = None,
+                next_attempt_at: datetime | None = None) -> None:
+        self._unflushed.add(row.seq)
+        values: dict[str, Any] = {"seq": row.seq, "state": state,
+                                  "attempts": row.attempts if attempts is None else attempts,
+                                  "last_error": error, "device_id": row.device_id}
+        if result is not None:
+            values["result"] = result.model_dump(mode="json")
+            values["sent_at"] = datetime.now(UTC)
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        self._results.append(values)
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("outbox.flush_failed")
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for values in batch:
+            clean = {k: v for k, v in values.items() if k != "device_id"}
+            by_shape[tuple(sorted(clean))].append(clean)
+        async with self.store.sessions.begin() as s:
+            for items in by_shape.values():
+                await s.execute(update(OutboxRow), items)
+        for values in batch:
+            self._unflushed.discard(values["seq"])
+            self._in_flight.discard(values["device_id"])
+        self.wake_sender()
+
+    # -- emergency resume ---------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, PlayEvent) and event.phase is PlayPhase.INTERRUPTED \
+                and event.command_id and event.device_id:
+            self.hub.spawn(self._resume(event.device_id, event.command_id))
+
+    async def _resume(self, device_id: str, command_id: str) -> None:
+        async with self.store.sessions() as s:
+            row = (await s.execute(select(OutboxRow).where(OutboxRow.id == command_id))
+                   ).scalar_one_or_none()
+            if row is None or row.level_rank >= BulletinLevel.EMERGENCY.rank \
+                    or row.broadcast_id is None:
+                return
+            broadcast = await s.get(BroadcastRow, row.broadcast_id)
+            if broadcast is None or broadcast.state not in ACTIVE_STATES:
+                return
+            preempting = (await s.execute(
+                select(OutboxRow).where(OutboxRow.device_id == device_id,
+                                        OutboxRow.level_rank > row.level_rank)
+                .order_by(OutboxRow.seq.desc()).limit(1))).scalar_one_or_none()
+        now = datetime.now(UTC)
+        start = now
+        if preempting is not None:
+            began = preempting.sent_at or max(preempting.not_before, now)
+            start = max(now, began + timedelta(seconds=preempting.seconds or 0))
+        command = parse_command(row.command)
+        again = command.model_copy(update={"id": new_id("cmd"),
+                                           "idempotency_key": f"{row.idempotency_key}/resume",
+                                           "expires_at": None})
+        level = BulletinLevel.PRIORITY if row.level_rank == 1 else BulletinLevel.NORMAL
+        values = _outbox_values(again, device_id, level, row.broadcast_id, row.content_id,
+                                row.seconds, not_before=start + timedelta(seconds=0.5),
+                                expires_at=start + timedelta(seconds=(row.seconds or 0) + 600))
+        if await self._insert([values]):
+            log.info("dispatch.resume_queued", device=device_id, broadcast=row.broadcast_id,
+                     at=start.isoformat())
+            self.wake_sender()
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def counts(self, broadcast_id: str | None = None) -> dict[str, int]:
+        from sqlalchemy import func
+
+        query = select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
+        if broadcast_id:
+            query = query.where(OutboxRow.broadcast_id == broadcast_id)
+        async with self.store.sessions() as s:
+            return {str(k): int(v) for k, v in (await s.execute(query)).all()}
+
+
+def _outbox_values(command: Command, device_id: str, level: BulletinLevel | None,
+                   broadcast_id: str | None, content_id: str | None, seconds: float | None, *,
+                   not_before: datetime, expires_at: datetime | None) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"id": command.id, "idempotency_key": command.idempotency_key, "device_id": device_id,
+            "command": command.model_dump(mode="json"),
+            "level_rank": (level or BulletinLevel.NORMAL).rank, "broadcast_id": broadcast_id,
+            "content_id": content_id, "seconds": seconds, "not_before": not_before,
+            "expires_at": expires_at, "state": RowState.PENDING, "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+
+
+def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("outbox.task_crashed", error=repr(task.exception()))
+
+
+__all__ = ["DispatchSettings", "Dispatcher", "RowState"]
