@@ -9,6 +9,8 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 
 from ..core.config import Settings
+from ..core.errors import ConfigError
+from .device_endpoint import DEFAULT_DEVICE_PORT, DeviceEndpoint
 from .mqtt import MqttConnection, MqttEndpoint
 
 
@@ -21,7 +23,8 @@ C = TypeVar("C", bound=Closable)
 
 class Transports:
     """Hands out shared transports: one MQTT connection per broker URL, one HTTP session,
-    and any per-plugin shared object (``shared(key, factory)``)."""
+    one device-facing server per listening address, and any per-plugin shared object
+    (``shared(key, factory)``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -30,6 +33,8 @@ class Transports:
         self._shared: dict[str, Any] = {}
         self._mqtt_lock = asyncio.Lock()
         self._shared_lock = asyncio.Lock()  # held while a factory runs; factories may ask for mqtt
+        self._endpoints: dict[tuple[str, int], DeviceEndpoint] = {}
+        self._endpoint_lock = asyncio.Lock()
 
     async def mqtt(self, url: str | None = None, *, client_id: str | None = None,
                    **options: Any) -> MqttConnection:
@@ -53,6 +58,24 @@ class Transports:
                 connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
         return self._http
 
+    async def device_endpoint(self, host: str = "0.0.0.0",  # noqa: S104 - devices call in
+                              port: int = DEFAULT_DEVICE_PORT, *, cert: str | None = None,
+                              key: str | None = None) -> DeviceEndpoint:
+        """The shared device-facing server on ``host:port`` (TLS with ``cert``/``key``),
+        started. Every plugin asking for the same address gets the same server; port 0 means
+        one free port shared by everyone asking for port 0 on that host."""
+        async with self._endpoint_lock:
+            endpoint = self._endpoints.get((host, port))
+            if endpoint is None:
+                endpoint = DeviceEndpoint(host, port, cert=cert, key=key)
+                await endpoint.start()
+                self._endpoints[(host, port)] = endpoint
+            elif (endpoint.cert, endpoint.key) != (cert, key):
+                raise ConfigError(f"the device endpoint on {host}:{port} already runs with "
+                                  f"{'other TLS files' if endpoint.tls else 'plain HTTP'}; "
+                                  "devices sharing a port must share its TLS settings")
+        return endpoint
+
     async def shared(self, key: str, factory: Callable[[], Awaitable[C]]) -> C:
         """A per-process singleton for ``key``, created by ``factory`` on first use."""
         async with self._shared_lock:
@@ -64,6 +87,9 @@ class Transports:
         for obj in list(self._shared.values()):
             await obj.close()
         self._shared.clear()
+        for endpoint in list(self._endpoints.values()):
+            await endpoint.close()
+        self._endpoints.clear()
         for conn in list(self._mqtt.values()):
             await conn.stop()
         self._mqtt.clear()
