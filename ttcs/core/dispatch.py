@@ -36,8 +36,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..schemas import (
     BroadcastState,
@@ -301,17 +299,8 @@ class Dispatcher:
         return cached[1]
 
     async def _insert(self, rows: list[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        dialect = self.store.dialect
-        stmt_factory = pg_insert if dialect == "postgresql" else sqlite_insert
-        added = 0
-        async with self.store.sessions.begin() as s:
-            for chunk in _chunks(rows, 1000):
-                stmt = stmt_factory(OutboxRow).values(chunk).on_conflict_do_nothing(
-                    index_elements=["idempotency_key"])
-                result = await s.execute(stmt)
-                added += max(0, int(getattr(result, "rowcount", 0) or 0))
+        added: int = await self.store.insert_ignoring_duplicates(OutboxRow, rows,
+                                                                 "idempotency_key")
         return added
 
     async def _mark_active(self, broadcast_ids: list[str]) -> None:
@@ -580,10 +569,6 @@ def _outbox_values(command: Command, device_id: str, level: BulletinLevel | None
             "content_id": content_id, "seconds": seconds, "not_before": not_before,
             "expires_at": expires_at, "state": RowState.PENDING, "attempts": 0,
             "next_attempt_at": now, "created_at": now}
-
-
-def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -32,15 +32,13 @@ from typing import Any, TextIO
 import structlog
 from pydantic import Field
 from sqlalchemy import Select, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..schemas import Event, Model, PlayEvent, PlayPhase, utcnow
 from ..schemas.base import AwareDatetime
 from .areascope import covered_areas
 from .events import EventBus
 from .store import Store
-from .store.retry import is_transient
+from .store.retry import write_rows
 from .store.tables import DeviceRow, PlayLogRow
 
 log = structlog.get_logger("ttcs.playlog")
@@ -127,36 +125,12 @@ class PlayLogWriter:
 
     async def _write(self, items: Sequence[tuple[PlayEvent, datetime]]) -> None:
         rows = [self._row(event, received) for event, received in items]
-        for attempt in range(3):  # ride out a database restart or a busy SQLite
-            try:
-                await self._insert(rows)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    break  # something in the data: find the bad row, keep the others
-                if attempt == 2:
-                    self.failed += len(rows)
-                    log.exception("playlog.write_failed", count=len(rows))
-                    return
-                await asyncio.sleep(0.5 * 2**attempt)
-            else:
-                self.written += len(rows)
-                return
-        for row in rows:  # one bad report must not cost the plays of other devices
-            try:
-                await self._insert([row])
-                self.written += 1
-            except Exception as exc:
-                self.failed += 1
-                log.warning("playlog.row_refused", event_id=row["event_id"],
-                            device=row["device_id"], error=str(exc)[:300])
+        written, failed = await write_rows(self._insert, rows, "playlog")
+        self.written += written
+        self.failed += failed
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        insert = pg_insert if self._store.dialect == "postgresql" else sqlite_insert
-        statement = insert(PlayLogRow).on_conflict_do_nothing(index_elements=["event_id"])
-        async with self._store.sessions.begin() as s:
-            await s.execute(statement, rows)
+        await self._store.insert_ignoring_duplicates(PlayLogRow, rows, "event_id")
 
     def _row(self, event: PlayEvent, received: datetime) -> dict[str, Any]:
         assert event.device_id is not None

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import insert
 
 from ..schemas import DeviceStatus, Event
 from .events import EventBus
 from .store import Store
+from .store.retry import write_rows
 from .store.tables import DeviceStateRow, EventRow
 
 if TYPE_CHECKING:
@@ -126,9 +126,9 @@ class EventRecorder:
     async def _write(self, events: list[Event]) -> None:
         rows = [{"id": e.id, "type": e.type, "at": e.at, "device_id": e.device_id,
                  "area_code": e.area_code, "payload": e.model_dump(mode="json")} for e in events]
-        try:
-            async with self._store.sessions.begin() as s:
-                await s.execute(insert(EventRow), rows)
-            self.written += len(rows)
-        except Exception:
-            log.exception("event_recorder.write_failed", count=len(rows))
+        written, _ = await write_rows(self._insert, rows, "event_recorder")
+        self.written += written
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        # an event delivered twice (MQTT QoS 1 may) is stored once
+        await self._store.insert_ignoring_duplicates(EventRow, rows, "id")
