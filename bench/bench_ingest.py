@@ -111,7 +111,7 @@ async def hub_phase(broker: Mosquitto, serials: list[str], seconds: float) -> di
     await asyncio.to_thread(proc.join)
     elapsed = time.monotonic() - start
     done = applied - before
-    writer = hub._status_writer.writes if hub._status_writer else 0  # noqa: SLF001
+    writer = hub._status_writer.writes if hub._status_writer else 0
     await hub.stop()
     return {"published": sent.value, "applied": done, "per_second": done / elapsed,
             "store_writes": writer, "hub_startup_s": startup}

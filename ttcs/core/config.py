@@ -66,6 +66,8 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     command_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an ack")
     probe_timeout: float = Field(default=5.0, gt=0)
+    dispatch_concurrency: int = Field(default=500, ge=1, le=100_000,
+                                      description="device commands in flight at once")
     policy_file: Path | None = Field(default=None, description="broadcast policy by area type;"
                                      " default: the shipped Hanoi 2021 sample")
     media_base_url: str = Field(default="http://{api_host}:{api_port}",
@@ -109,6 +111,7 @@ _ENV = {
     "TTCS_LOG_FORMAT": "log_format",
     "TTCS_LOG_LEVEL": "log_level",
     "TTCS_POLICY_FILE": "policy_file",
+    "TTCS_DISPATCH_CONCURRENCY": "dispatch_concurrency",
     "TTCS_MEDIA_BASE_URL": "media_base_url",
     "TTCS_TTS_ENGINE": "tts_engine",
 }

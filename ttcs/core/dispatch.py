@@ -59,7 +59,7 @@ from ..schemas import (
     new_id,
     parse_command,
 )
-from .errors import DeviceError, TTCSError
+from .errors import DeviceError, DeviceNotReady, TTCSError
 from .schedule.content_gate import ContentGate, PlayableMedia
 from .schedule.policy import Policy
 from .schedule.service import (
@@ -99,6 +99,9 @@ class DispatchSettings:
     plan_interval: float = 1.0
     lookahead: float = 5.0  # seconds ahead that items are queued (sent when due)
     late_grace: float = 120.0  # a normal item more than this late is missed, not played
+    #: an emergency is delivered as long as this after it was issued, even if the hub was
+    #: down or the device away when it would have played (then it plays late, not never)
+    emergency_window: float = 3600.0
     concurrency: int = 500
     batch: int = 2000
     backoff: tuple[float, float] = (0.5, 60.0)
@@ -170,8 +173,9 @@ class Dispatcher:
         if not rows:
             return 0
         broadcasts = {r.id: (to_broadcast(r), r) for r in rows}
-        window_start = now - timedelta(hours=1)
-        relevant = {bid: occurrence_starts(b, window_start, timedelta(hours=2) + horizon)
+        back = timedelta(seconds=max(self.settings.emergency_window, 3600.0))
+        window_start = now - back
+        relevant = {bid: occurrence_starts(b, window_start, back * 2 + horizon)
                     for bid, (b, _) in broadcasts.items()}
         relevant = {bid: starts for bid, starts in relevant.items() if starts}
         await self._finish_past(broadcasts, now)
@@ -229,7 +233,7 @@ class Dispatcher:
         if p.start > now + horizon:
             return False
         if p.occurrence.level is BulletinLevel.EMERGENCY:
-            return p.end > now  # still worth playing while it would be playing
+            return p.start >= now - timedelta(seconds=self.settings.emergency_window)
         return p.start >= now - timedelta(seconds=self.settings.late_grace)
 
     async def _device(self, device_id: str) -> Device | None:
@@ -256,8 +260,9 @@ class Dispatcher:
         assert p.end is not None
         key = f"{p.occurrence.key}/{device.id}"
         level = p.occurrence.level
-        expires = p.end if level is BulletinLevel.EMERGENCY else (
-            p.start + timedelta(seconds=self.settings.late_grace))
+        expires = p.start + timedelta(seconds=self.settings.emergency_window
+                                      if level is BulletinLevel.EMERGENCY
+                                      else self.settings.late_grace)
         command = await self.command_for(device, content, commune, key=key, broadcast=b,
                                          expires_at=expires, seconds=row.seconds)
         return _outbox_values(command, device.id, level, b.id, content.id, row.seconds,
@@ -318,7 +323,9 @@ class Dispatcher:
                 finished.append(bid)
             elif b.schedule.kind.value in ("now", "at"):
                 start = b.schedule.at or b.created_at
-                if start + timedelta(seconds=row.seconds + self.settings.late_grace) < now:
+                grace = (self.settings.emergency_window if b.level is BulletinLevel.EMERGENCY
+                         else self.settings.late_grace)
+                if start + timedelta(seconds=row.seconds + grace) < now:
                     finished.append(bid)
         if finished:
             async with self.store.sessions.begin() as s:
@@ -451,18 +458,25 @@ class Dispatcher:
                 self._failed(row, command, DeviceError(f"driver crashed: {exc!r}"))
                 return
             self.sent += 1
-            state = {CommandStatus.REJECTED: RowState.REJECTED,
-                     CommandStatus.FAILED: RowState.FAILED}.get(result.status, RowState.DONE)
+            if result.status is CommandStatus.FAILED:  # the device tried and may succeed later
+                self._failed(row, command, DeviceNotReady(
+                    f"device answered failed ({result.code}): {result.detail or ''}"[:500]),
+                    publish=False)
+                return
+            state = RowState.REJECTED if result.status is CommandStatus.REJECTED else (
+                RowState.DONE)
             self._record(row, state, result=result)
 
-    def _failed(self, row: OutboxRow, command: Command, exc: DeviceError) -> None:
+    def _failed(self, row: OutboxRow, command: Command, exc: DeviceError, *,
+                publish: bool = True) -> None:
         attempts = row.attempts + 1
         retry_at = datetime.now(UTC) + timedelta(seconds=backoff_delay(
             attempts, *self.settings.backoff))
         retry = exc.retryable and (row.expires_at is None or retry_at < row.expires_at)
-        result = CommandResult(command_id=command.id, status=CommandStatus.FAILED,
-                               code=type(exc).__name__, detail=str(exc)[:2000])
-        self.hub.bus.publish(CommandResultEvent(device_id=row.device_id, result=result))
+        if publish:  # (a device's own "failed" answer was published by the hub already)
+            result = CommandResult(command_id=command.id, status=CommandStatus.FAILED,
+                                   code=type(exc).__name__, detail=str(exc)[:2000])
+            self.hub.bus.publish(CommandResultEvent(device_id=row.device_id, result=result))
         if retry:
             self._record(row, RowState.RETRY, error=str(exc), attempts=attempts,
                          next_attempt_at=retry_at)

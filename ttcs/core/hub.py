@@ -244,8 +244,9 @@ class Hub:
             await self.supervise(device)
         self.poller.start()
         if self.broadcasts is not None:
-            self.dispatcher = Dispatcher(self, self.broadcasts, self.content,
-                                         self._dispatch_settings)
+            self.dispatcher = Dispatcher(
+                self, self.broadcasts, self.content, self._dispatch_settings or
+                DispatchSettings(concurrency=self.settings.dispatch_concurrency))
             self.dispatcher.start()
         self.started = True
         log.info("hub.started", devices=len(self.supervisors),

@@ -16,6 +16,9 @@ topic                           direction    payload
 
 QoS 1 everywhere; the device answers each command on ``ack`` with the command's id and
 must treat a repeated ``idempotency_key`` as already done (answer with the first result).
+``rejected`` is final (bad input, altered media, not allowed) and remembered under the key;
+``failed`` means a passing problem (media server unreachable) and is *not* remembered, so the
+hub's retry of the same key is attempted afresh.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ class NativeSpeaker(SimulatedDevice):
         self._current_level = BulletinLevel.NORMAL
         self._play_task: asyncio.Task[None] | None = None
         self._acks: OrderedDict[str, CommandResult] = OrderedDict()
+        self._running: dict[str, asyncio.Future[None]] = {}
         self._conn: MqttConnection | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -193,12 +194,23 @@ class NativeSpeaker(SimulatedDevice):
 
     async def _handle(self, command: Any) -> None:
         await self.slow_down()
-        first = self._acks.get(command.idempotency_key)
+        key = command.idempotency_key
+        running = self._running.get(key)
+        if running is not None:  # the same command is still being carried out: wait for it
+            await asyncio.shield(running)
+        first = self._acks.get(key)
         if first is not None:  # seen before: answer the same, do nothing again
             await self._ack(first.model_copy(update={"command_id": command.id}))
             return
-        result = await self._execute(command)
-        self._acks[command.idempotency_key] = result
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._running[key] = done
+        try:
+            result = await self._execute(command)
+            if result.status is not CommandStatus.FAILED:  # a failure may be retried
+                self._acks[key] = result
+        finally:
+            del self._running[key]
+            done.set_result(None)
         while len(self._acks) > 2000:
             self._acks.popitem(last=False)
         if result.status is CommandStatus.REJECTED:
@@ -256,7 +268,10 @@ class NativeSpeaker(SimulatedDevice):
         if command.media is not None:
             error = await self._check_media(command)
             if error is not None:
-                return CommandResult(command_id=command.id, status=CommandStatus.REJECTED,
+                # Unreachable media may come back (retry); altered media never will.
+                status = (CommandStatus.REJECTED if error[0] == "checksum_mismatch"
+                          else CommandStatus.FAILED)
+                return CommandResult(command_id=command.id, status=status,
                                      code=error[0], detail=error[1])
             seconds = command.media.duration if command.media.duration is not None else 1.0
             source = str(command.media.url)
