@@ -96,11 +96,17 @@ class DeviceDriver(abc.ABC):
     config_model: ClassVar[type[BaseModel]] = DriverConfig
     #: how status reaches the hub
     iot_class: ClassVar[IotClass] = IotClass.POLL
-    #: seconds between polls, for poll drivers
+    #: seconds between polls, for poll drivers (a device's config may set ``poll_interval``)
     poll_interval: ClassVar[float] = 30.0
 
     def __init__(self, context: DriverContext) -> None:
         self.context = context
+
+    def poll_every(self) -> float:
+        """Seconds between polls of this device: its config's ``poll_interval`` if it has one,
+        else the driver's default."""
+        configured = getattr(self.context.config, "poll_interval", None)
+        return float(configured) if configured else type(self).poll_interval
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Open subscriptions or sessions. An unreachable device must not make this block."""

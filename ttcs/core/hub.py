@@ -102,7 +102,7 @@ class DeviceSupervisor:
             delay = min(delay * 2, 60.0)
         driver_cls = type(self.driver)
         if driver_cls.iot_class is IotClass.POLL:
-            self.hub.poller.add(self.device.id, driver_cls.poll_interval, self.poll,
+            self.hub.poller.add(self.device.id, self.driver.poll_every(), self.poll,
                                 timeout=self.hub.settings.command_timeout + 1)
 
     async def stop(self) -> None:
