@@ -121,6 +121,10 @@ class DeviceSupervisor:
 
     async def poll(self) -> None:
         assert self.driver is not None
+        parent = self.hub.parent_of(self.device)
+        if parent is not None and parent.connectivity is Connectivity.OFFLINE:
+            self.parent_lost(f"parent device {parent.device.id} is offline")
+            return  # reached only through the parent: nothing to ask
         try:
             status = await with_timeout(self.hub.settings.command_timeout,
                                         f"polling {self.device.id}", self.driver.read_status())
@@ -149,6 +153,22 @@ class DeviceSupervisor:
             self.report_status(base.model_copy(update={"connectivity": target}),
                                reason=self.last_error)
 
+    # -- children follow their parent (a wired line its controller, a receiver its transmitter)
+
+    def parent_lost(self, reason: str) -> None:
+        """The parent went offline: so is this device, whatever it last said."""
+        self.last_error = reason
+        if self.connectivity is not Connectivity.OFFLINE:
+            base = self.status or DeviceStatus()
+            self.report_status(base.model_copy(update={"connectivity": Connectivity.OFFLINE}),
+                               reason=reason)
+
+    def parent_back(self) -> None:
+        """The parent is back: ask a polled child at once instead of at its next turn."""
+        if self.driver is not None and type(self.driver).iot_class is IotClass.POLL \
+                and self.hub.poller.job(self.device.id) is not None:
+            self.hub.spawn(self.poll(), name=f"poll:{self.device.id}")
+
     # -- HubLink: what the driver reports -----------------------------------------------------
 
     def report_status(self, status: DeviceStatus, reason: str | None = None) -> None:
@@ -176,6 +196,7 @@ class Hub:
         self.poller = Poller()
         self.transports = Transports(settings)
         self.supervisors: dict[str, DeviceSupervisor] = {}
+        self._children: dict[str, set[str]] = {}  # parent device id -> supervised children
         self._store: Store | None = None
         self._registry: Registry | None = None
         self._content: ContentLibrary | None = None
@@ -317,10 +338,24 @@ class Hub:
         return cls(context)
 
     def _parent_driver(self, device: Device) -> DeviceDriver | None:
-        if device.parent_id is None:
-            return None
-        parent = self.supervisors.get(device.parent_id)
+        parent = self.parent_of(device)
         return parent.driver if parent else None
+
+    def parent_of(self, device: Device) -> DeviceSupervisor | None:
+        """The supervisor of ``device``'s parent (``via_device``), if it is supervised."""
+        return None if device.parent_id is None else self.supervisors.get(device.parent_id)
+
+    def _follow_parent(self, parent_id: str, current: Connectivity, previous: Connectivity,
+                       reason: str | None) -> None:
+        for child_id in list(self._children.get(parent_id, ())):
+            child = self.supervisors.get(child_id)
+            if child is None:
+                continue
+            if current is Connectivity.OFFLINE:
+                child.parent_lost(f"parent device {parent_id} is offline"
+                                  + (f": {reason}" if reason else ""))
+            elif previous is Connectivity.OFFLINE:
+                child.parent_back()
 
     async def supervise(self, device: Device) -> DeviceSupervisor:
         """Start (or restart) supervising ``device``."""
@@ -329,6 +364,8 @@ class Hub:
             await old.stop()
         sup = DeviceSupervisor(self, device)
         self.supervisors[device.id] = sup
+        if device.parent_id is not None:
+            self._children.setdefault(device.parent_id, set()).add(device.id)
         try:
             await sup.start()
         except Exception as exc:  # bad stored config, plugin gone: keep the others going
@@ -339,6 +376,8 @@ class Hub:
     async def unsupervise(self, device_id: str) -> None:
         sup = self.supervisors.pop(device_id, None)
         if sup is not None:
+            if sup.device.parent_id is not None:
+                self._children.get(sup.device.parent_id, set()).discard(device_id)
             await sup.stop()
 
     @contextlib.asynccontextmanager
@@ -430,6 +469,8 @@ class Hub:
                 sup.log.info("device.online")
             self.bus.publish(ConnectivityEvent(device_id=device.id, area_code=device.area_code,
                                                previous=previous, current=current, reason=reason))
+            if device.id in self._children:
+                self._follow_parent(device.id, current, previous, reason)
         if status.firmware and status.firmware != device.firmware:
             sup.log.info("device.firmware_changed", old=device.firmware, new=status.firmware)
             sup.device = device = device.model_copy(update={"firmware": status.firmware})
