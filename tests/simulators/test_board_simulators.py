@@ -123,3 +123,20 @@ async def test_pull_board_acts_once_on_a_command_sent_again_and_repeats_its_resu
     results = [r for p in fake.polls for r in p["results"]]
     assert results[0] == results[1] and results[0]["status"] == "done"
     assert json.loads(json.dumps(fake.polls[0]))["serial"] == "HLS-FW"
+
+
+async def test_each_simulator_says_how_to_register_it_in_a_way_its_plugin_accepts() -> None:
+    from ttcs.core.plugins import default_manager
+    from ttcs.schemas import DeviceKind
+    from ttcs.simulators.ledviet_board import LedVietBoard
+    from ttcs.simulators.native_speaker import NativeSpeaker
+    from ttcs.simulators.pull_board import PullBoard
+
+    manager = default_manager()
+    sims = [NativeSpeaker("REG-1", "mqtt://127.0.0.1:1"),
+            LedVietBoard("REG-2", token="t0ken"),
+            PullBoard("REG-3", "http://127.0.0.1:18081", token="t0ken")]
+    for sim in sims:
+        registration = sim.registration()
+        driver = manager.driver_class(registration["plugin"], DeviceKind(registration["kind"]))
+        driver.config_model.model_validate(registration["config"])  # raises if not accepted

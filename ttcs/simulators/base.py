@@ -120,6 +120,12 @@ class SimulatedDevice(abc.ABC):
     def connection_info(self) -> dict[str, Any]:
         """What a client needs to reach this device (address, ids, credentials)."""
 
+    def registration(self) -> dict[str, Any]:
+        """How to register this device with its plugin, as data (the conformance kit and the
+        tests use it): ``{"plugin": ID, "kind": KIND, "config": {...}}``. The config holds
+        whatever the plugin needs, credentials included (this is a simulator)."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its registration")
+
     async def inject(self, fault: Fault, **params: Any) -> None:
         """Start a fault. Subclasses extend :meth:`on_fault` to act on it."""
         self.truth.faults.append({"at": now(), "fault": fault.value, "params": params,

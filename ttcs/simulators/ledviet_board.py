@@ -496,6 +496,11 @@ class LedVietBoard(SimulatedDevice):
                 "playlist_items": [i.summary() for i in self.display.items],
                 "assets": len(self.assets)}
 
+    def registration(self) -> dict[str, Any]:
+        kind = "led_board" if self.display_type == "led" else "lcd_board"
+        return {"plugin": "ledviet", "kind": kind,
+                "config": {"url": self.url, "token": self.token}}
+
     def connection_info(self) -> dict[str, Any]:
         kind = "led_board" if self.display_type == "led" else "lcd_board"
         return {"protocol": "ledviet-rest/2", "url": self.url, "serial": self.serial,

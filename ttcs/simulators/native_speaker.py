@@ -399,6 +399,9 @@ class NativeSpeaker(SimulatedDevice):
                 if self.current else None,
                 "level": self._current_level.value if self.current else None}
 
+    def registration(self) -> dict[str, Any]:
+        return {"plugin": "native", "kind": "ip_speaker", "config": {"serial": self.serial}}
+
     def connection_info(self) -> dict[str, Any]:
         endpoint = MqttEndpoint.from_url(self.broker_url)
         return {"protocol": "ttcs-native/1", "broker": endpoint.display, "serial": self.serial,

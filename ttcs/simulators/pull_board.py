@@ -411,6 +411,13 @@ class PullBoard(SimulatedDevice):
                 "rejected": [r.model_dump() for r in self.rejected],
                 "schedule": self.display.schedule.to_json() if self.display.schedule else None}
 
+    def registration(self) -> dict[str, Any]:
+        port = int(self.hub_url.rsplit(":", 1)[-1].split("/")[0])
+        return {"plugin": "pullboard",
+                "kind": "lcd_board" if self.display_type == "lcd" else "led_board",
+                "config": {"serial": self.serial, "token": self.token, "listen_port": port,
+                           "poll_interval": self.poll_interval}}
+
     def connection_info(self) -> dict[str, Any]:
         kind = "lcd_board" if self.display_type == "lcd" else "led_board"
         port = self.hub_url.rsplit(":", 1)[-1].split("/")[0]
