@@ -16,8 +16,8 @@ from ttcs.schemas import Connectivity, DeviceSpec, parse_command
 from ttcs.simulators.native_speaker import NativeSpeaker
 from ttcs.testing import Mosquitto
 
-HUB_PASSWORD = "hub-Pa55-word"  # noqa: S105 - a test broker's
-DEVICE_PASSWORD = "dev-Pa55-word"  # noqa: S105
+HUB_PASSWORD = "hub-Pa55-word"
+DEVICE_PASSWORD = "dev-Pa55-word"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,8 @@ async def test_a_wrong_broker_password_is_an_error_that_names_no_secret(
     await hub.start()  # the hub runs even when the broker refuses it
     try:
         await hub.registry.import_areas(SAMPLE_AREAS, "test")
-        with structlog.testing.capture_logs() as logs, pytest.raises(AuthFailed, match="refused the credentials") as refused:
+        with structlog.testing.capture_logs() as logs, \
+                pytest.raises(AuthFailed, match="refused the credentials") as refused:
             await hub.registry.add_device(DeviceSpec(
                 plugin="native", kind="ip_speaker", area_code="19900",
                 config={"serial": "SPK-TLS-1"}), "test")
