@@ -18,6 +18,8 @@ keys would otherwise race for one table row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -306,10 +308,8 @@ class SnmpManager:
 
     async def close(self) -> None:
         for engine in self._engines.values():
-            try:
+            with contextlib.suppress(Exception):  # a half-open engine: nothing to close
                 engine.close_dispatcher()
-            except Exception:  # noqa: S110 - closing a half-open engine: nothing to do
-                pass
         self._engines.clear()
         self._targets.clear()
 
@@ -435,7 +435,7 @@ def _auth_data(credentials: SnmpCredentials) -> Any:
     from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
 
     if credentials.version is SnmpVersion.V2C:
-        return CommunityData(_reveal(credentials.community), mpModel=1)
+        return CommunityData(_reveal(credentials.community), mpModel=1)  # noqa: S508 - v2c asked
     return UsmUserData(credentials.user or "",
                        authKey=_reveal(credentials.auth_key) or None,
                        privKey=_reveal(credentials.priv_key) or None,
@@ -510,18 +510,15 @@ def _decode(name: Any, value: Any) -> Varbind:
     return Varbind(oid, type(value).__name__, repr(value)[:80])
 
 
-_WATCHED: Any = None
 
 
+@functools.cache
 def _watched_target_class() -> Any:
     """A ``UdpTransportTarget`` whose client socket counts datagrams that are not SNMP.
 
     pysnmp drops such datagrams silently, so a device answering garbage would look exactly
     like one that does not answer; the count lets a timeout be reported as what it is.
     """
-    global _WATCHED
-    if _WATCHED is not None:
-        return _WATCHED
     from pysnmp.carrier.asyncio.dgram import udp
     from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
     from pysnmp.proto.api import decodeMessageVersion
@@ -542,8 +539,7 @@ def _watched_target_class() -> Any:
     class WatchedTarget(UdpTransportTarget):  # type: ignore[misc]
         PROTO_TRANSPORT = WatchedUdp
 
-    _WATCHED = WatchedTarget
-    return _WATCHED
+    return WatchedTarget
 
 
 __all__ = ["AuthProtocol", "Oid", "PrivProtocol", "SnmpCredentials", "SnmpManager",

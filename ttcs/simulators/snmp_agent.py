@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import random
 import socket
 import time
@@ -79,6 +80,8 @@ class AgentFaults:
     wrong_types: bool = False  # answer well-formed PDUs with values of the wrong syntax
     drop_next: int = 0  # lose this many requests (a broken link), then answer again
     dropped: int = 0
+    in_flight: int = 0  # requests received and not processed yet (while slow)
+    max_in_flight: int = 0  # the most seen at once: 1 when the manager serialises
 
 
 @dataclass
@@ -145,11 +148,7 @@ class SnmpAgent:
         (boots,) = snmp.get_mib_builder().import_symbols("__SNMP-FRAMEWORK-MIB",
                                                          "snmpEngineBoots")
         boots.syntax = boots.syntax.clone(self.boots)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        transport = _faulty_transport_class()(self).open_server_mode(sock=sock)
+        transport = self._open_socket()
         config.add_transport(snmp, udp.DOMAIN_NAME, transport)
         self._configure_access(snmp)
         snmp_context = context.SnmpContext(snmp)
@@ -172,6 +171,35 @@ class SnmpAgent:
             except Exception:
                 log.warning("snmp_agent.close_failed", exc_info=True)
         self._transport = None
+
+    def _open_socket(self) -> Any:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]  # kept: the same port after a restart
+        return _faulty_transport_class()(self).open_server_mode(sock=sock)
+
+    def close_port(self) -> None:
+        """Close the socket but keep the engine running (the device left the network)."""
+        from pysnmp.carrier.asyncio.dgram import udp
+
+        if self._engine is not None and self._transport is not None:
+            self._engine.transport_dispatcher.unregister_transport(udp.DOMAIN_NAME)
+            self._transport.close_transport()
+            self._transport = None
+
+    def open_port(self) -> None:
+        """Listen again after :meth:`close_port` (same engine: boots and time go on)."""
+        from pysnmp.carrier.asyncio.dgram import udp
+
+        if self._engine is not None and self._transport is None:
+            self._transport = self._open_socket()
+            self._engine.transport_dispatcher.register_transport(udp.DOMAIN_NAME,
+                                                                 self._transport)
+
+    @property
+    def listening(self) -> bool:
+        return self._transport is not None
 
     async def restart(self, down_for: float = 0.0) -> None:
         """Stop, stay down ``down_for`` seconds, start again (snmpEngineBoots + 1)."""
@@ -424,14 +452,11 @@ def _smi_errors() -> dict[str, Any]:
 
 
 _SMI_ERRORS: dict[str, Any] = {}
-_FAULTY: Any = None
 
 
+@functools.cache
 def _faulty_transport_class() -> Any:
     """pysnmp's asyncio UDP transport, with the agent's faults applied to incoming requests."""
-    global _FAULTY
-    if _FAULTY is not None:
-        return _FAULTY
     from pysnmp.carrier.asyncio.dgram import udp
 
     _SMI_ERRORS.update(_smi_errors())
@@ -455,18 +480,20 @@ def _faulty_transport_class() -> Any:
                     noise = bytes(random.getrandbits(8) for _ in range(random.randint(6, 40)))
                     self.transport.sendto(b"\x00\xfe" + noise, address)
                 return
+            faults.in_flight += 1
+            faults.max_in_flight = max(faults.max_in_flight, faults.in_flight)
             if faults.delay > 0:
                 self.loop.call_later(faults.delay, self._process, datagram, address)
             else:
                 self._process(datagram, address)
 
         def _process(self, datagram: bytes, address: Any) -> None:
+            self.agent.faults.in_flight -= 1
             if self.agent._transport is not self:
                 return  # the agent restarted (or stopped) while this waited
             super().datagram_received(datagram, address)
 
-    _FAULTY = FaultyUdp
-    return _FAULTY
+    return FaultyUdp
 
 
 __all__ = ["AgentCredentials", "AgentFaults", "MibObject", "Refused", "SetRecord",
