@@ -1,4 +1,5 @@
-"""A device's REST API as the hub calls it: base URL, bearer token, one request at a time.
+"""A device's REST API as the hub calls it: base URL, a bearer token or an API-key header,
+one request at a time.
 
 :class:`RestDevice` serialises requests to one device (an :class:`asyncio.Lock` per base URL,
 shared by every driver of the process through :class:`EndpointLocks`), applies a per-device
@@ -67,10 +68,14 @@ class RestDevice:
     """One device's REST API. Create per driver; requests to one base URL never overlap."""
 
     def __init__(self, transports: Transports, base_url: str, *, token: SecretStr | None,
-                 timeout: float, ca_file: str | None = None, verify_tls: bool = True) -> None:
+                 timeout: float, ca_file: str | None = None, verify_tls: bool = True,
+                 api_key: tuple[str, SecretStr] | None = None) -> None:
+        """``token`` is sent as ``Authorization: Bearer``; ``api_key`` as ``(header, key)``,
+        e.g. ``("X-API-Key", key)``, for devices that authenticate that way."""
         self.transports = transports
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self._api_key = api_key
         self.timeout = timeout
         self._ssl: ssl.SSLContext | bool | None = None
         if self.base_url.startswith("https") and (ca_file or not verify_tls):
@@ -84,6 +89,8 @@ class RestDevice:
         headers = {"Accept": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        if self._api_key is not None:
+            headers[self._api_key[0]] = self._api_key[1].get_secret_value()
         headers.update(extra or {})
         return headers
 
