@@ -363,7 +363,8 @@ class Dispatcher:
                 playable = await self._playable(content, commune)  # verifies approval
                 assert p.start is not None
                 entries.append(ScheduleEntry(
-                    id=p.occurrence.key, content_id=content.id, broadcast_id=b.id,
+                    id=_entry_id(b.id, p.occurrence.start), content_id=content.id,
+                    broadcast_id=b.id,
                     media=playable.media,
                     start=p.start, level=p.occurrence.level, volume=b.volume,
                     repeat=b.repeat, signature=playable.signature))
@@ -598,6 +599,12 @@ def _outbox_values(command: Command, device_id: str, level: BulletinLevel | None
             "content_id": content_id, "seconds": seconds, "not_before": not_before,
             "expires_at": expires_at, "state": RowState.PENDING, "attempts": 0,
             "next_attempt_at": now, "created_at": now}
+
+
+def _entry_id(broadcast_id: str, start: datetime) -> str:
+    """A schedule entry's id: its occurrence, spelled as an identifier (an occurrence key
+    has '@' and '+', which identifiers exclude)."""
+    return f"{broadcast_id}.{start.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
 
 
 def _real_time(level: BulletinLevel, b: Any) -> bool:

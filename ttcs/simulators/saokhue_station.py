@@ -113,6 +113,7 @@ class SaoKhueStation(SimulatedDevice):
         self._schedule_changed = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._cursor: datetime | None = None
+        self._announced = False
 
     # -- the station's clock ------------------------------------------------------------------
 
@@ -191,9 +192,11 @@ class SaoKhueStation(SimulatedDevice):
 
     @property
     def connected(self) -> bool:
-        return self._conn is not None and self._conn.connected.is_set()
+        """Connected and announced (info, presence, heartbeat published)."""
+        return self._announced and self._conn is not None and self._conn.connected.is_set()
 
     async def _on_connect(self) -> None:
+        self._announced = False
         info = wire.Info(sn=self.serial, mac=self.mac, imei=self.imei,
                          iccid="8984" + self.imei[:15], model=self.model, fw=self.firmware,
                          hw="V3.1", cap=list(wire.CAP_WORDS), chu_ky=self.heartbeat,
@@ -202,6 +205,7 @@ class SaoKhueStation(SimulatedDevice):
         await self._publish("online", wire.dumps(wire.Presence(on=1, ts=self._ts(),
                                                                ly_do="ket_noi")), retain=True)
         await self.publish_heartbeat()
+        self._announced = True
         asyncio.create_task(self._flush())  # noqa: RUF006 - ends by itself
 
     async def _publish(self, leaf: str, payload: str, *, retain: bool = False,
