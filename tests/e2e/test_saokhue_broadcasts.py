@@ -20,8 +20,16 @@ from ttcs.core.dispatch import DispatchSettings
 from ttcs.core.hub import Hub
 from ttcs.core.playlog import PlayFilter, PlayLog
 from ttcs.plugins.saokhue.schedule import slots
-from ttcs.schemas import Broadcast, Connectivity, Device, DeviceSpec, PlayPhase, Schedule, Targets
-from ttcs.schemas import new_id
+from ttcs.schemas import (
+    Broadcast,
+    Connectivity,
+    Device,
+    DeviceSpec,
+    PlayPhase,
+    Schedule,
+    Targets,
+    new_id,
+)
 from ttcs.simulators.saokhue_station import SaoKhueStation
 
 OPEN_POLICY = "name: open\nby_type: {}\n"  # no rules: tests run at any hour
