@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -29,7 +30,7 @@ from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_valid
 from ...adapters.errors import with_timeout
 from ...adapters.pool import Transports
 from ...core.driver import DeviceDriver, DriverConfig
-from ...core.errors import CommandRejected, ConfigError, DeviceUnreachable
+from ...core.errors import CommandRejected, ConfigError, DeviceError, DeviceUnreachable
 from ...schemas import (
     Activity,
     AlarmEvent,
@@ -171,6 +172,23 @@ class SaoKhueStationDriver(DeviceDriver, StationListener):
         self._bus.period_changed()
         if chan.heartbeat is not None:
             self.on_heartbeat(chan.heartbeat)
+            return
+        if chan.judge(time.monotonic())[0] is not Connectivity.UNKNOWN:
+            self._report_status()  # presence known (retained), the state not yet
+        # heartbeats are not retained: after a hub restart, ask instead of waiting a period
+        self._spawn(self._query(chan))
+
+    async def _query(self, chan: StationChannel) -> None:
+        assert self._bus is not None
+        with contextlib.suppress(DeviceError):
+            await self._bus.connection.wait_connected(self.context.settings.probe_timeout)
+            await self._publish(chan, wire.QueryDown(msg_id=_msg_id("hoi_tt", time.time()),
+                                                     ts=int(time.time())))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         if self._chan is not None:
@@ -210,9 +228,8 @@ class SaoKhueStationDriver(DeviceDriver, StationListener):
         if chan.heartbeat is None and chan.judge(time.monotonic())[0] is not \
                 Connectivity.OFFLINE:
             # the heartbeat is not retained: ask for one rather than wait a period
-            with contextlib.suppress(Exception):
-                await self._publish(chan, wire.QueryDown(msg_id=_msg_id("hoi_tt", time.time()),
-                                                         ts=int(time.time())))
+            await self._query(chan)
+            with contextlib.suppress(DeviceError):
                 await with_timeout(self.context.settings.probe_timeout, "heartbeat",
                                    chan.heartbeats.wait())
         return self._status(chan)
@@ -375,10 +392,8 @@ class SaoKhueStationDriver(DeviceDriver, StationListener):
         chan.clock_set_at = now
         self.context.log.info("saokhue.clock_set", serial=chan.serial, skew=round(skew, 1))
         stamp = time.time()
-        task = asyncio.ensure_future(self._publish(chan, wire.ClockDown(
-            msg_id=_msg_id("dong_bo_gio", stamp), ts=round(stamp))))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._publish(chan, wire.ClockDown(msg_id=_msg_id("dong_bo_gio", stamp),
+                                                       ts=round(stamp))))
 
     def on_report(self, report: wire.Report) -> None:
         chan = self._chan
