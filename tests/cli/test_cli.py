@@ -137,3 +137,51 @@ async def test_a_device_made_of_mosquitto_pub_and_sub_is_registered_and_commande
 async def _run(*argv: str) -> None:
     proc = await asyncio.create_subprocess_exec(*argv)
     assert await proc.wait() == 0
+
+
+@pytest.fixture
+async def saokhue_sim(mosquitto: Mosquitto) -> AsyncIterator[dict[str, Any]]:
+    proc = await asyncio.create_subprocess_exec(
+        TTCS, "sim", "run", "saokhue", "--broker", mosquitto.url(),
+        "--serial-prefix", f"SKRCLI{os.getpid()}", "--option", "stream_seconds=60",
+        stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    yield json.loads(line)
+    proc.terminate()
+    await proc.wait()
+
+
+async def _truth(control: str, serial: str) -> dict[str, Any]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{control}/devices/{serial}/truth") as response:
+        data: dict[str, Any] = await response.json()
+        return data
+
+
+async def test_a_sao_khue_station_is_registered_and_commanded_through_the_cli_alone(
+        cli: Cli, saokhue_sim: dict[str, Any]) -> None:
+    station = saokhue_sim["devices"][0]
+    assert saokhue_sim["simulator"] == "saokhue" and station["protocol"] == "skr-mqtt/2"
+    device = await cli.json("devices", "add", "--plugin", "saokhue", "--kind", "ip_speaker",
+                            "--area", "19900", "--config", f"serial={station['serial']}")
+    assert (device["serial"], device["vendor"]) == (station["serial"], "Sao Khuê Radio")
+    play = await cli.json("devices", "command", device["id"], json.dumps({
+        "type": "play", "stream_url": "http://127.0.0.1:9/live", "content_id": "ct-cli"}))
+    assert play["status"] == "accepted"
+    volume = await cli.json("devices", "command", device["id"],
+                            '{"type": "set_volume", "volume": 25}')
+    assert volume["status"] == "done"
+    status = await cli.json("devices", "status", device["id"])
+    assert (status["connectivity"], status["volume"], status["activity"]) == (
+        "online", 25, "playing")
+    stop = await cli.json("devices", "command", device["id"], '{"type": "stop"}')
+    assert stop["status"] == "done"
+    truth = await _truth(saokhue_sim["control"], station["serial"])
+    assert [(p["content_id"], p["outcome"]) for p in truth["plays"]] == [("ct-cli", "stopped")]
+    assert [v for _, v in truth["volume_changes"]] == [25]
+    # (a CLI process that has not heard a heartbeat yet asks for one: hoi_tt)
+    assert [c["type"] for c in truth["commands"] if c["type"] != "hoi_tt"] == [
+        "phat", "am_luong", "dung"]

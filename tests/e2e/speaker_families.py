@@ -19,6 +19,7 @@ from ttcs.core.config import Settings
 from ttcs.schemas import DeviceSpec
 from ttcs.simulators.base import Fault, SimulatedDevice
 from ttcs.simulators.native_speaker import NativeSpeaker
+from ttcs.simulators.saokhue_station import SaoKhueStation
 
 
 class SpeakerFamily(abc.ABC):
@@ -68,8 +69,23 @@ class NativeFamily(SpeakerFamily):
                                config={"serial": serial})
 
 
+class SaoKhueFamily(SpeakerFamily):
+    """Sao Khuê Radio stations: the vendor's own topics and payloads on the same broker."""
+
+    name = "saokhue"
+
+    async def device(self, serial: str, *, play_seconds: float) -> tuple[SimulatedDevice,
+                                                                           DeviceSpec]:
+        sim = SaoKhueStation(serial, self.broker_url, heartbeat=30, stream_seconds=play_seconds)
+        await sim.start()
+        self.sims.append(sim)
+        return sim, DeviceSpec(plugin="saokhue", kind="ip_speaker", area_code="19900",
+                               config={"serial": serial, "heartbeat": 30})
+
+
 FAMILIES: dict[str, type[SpeakerFamily]] = {
     NativeFamily.name: NativeFamily,
+    SaoKhueFamily.name: SaoKhueFamily,
 }
 
 

@@ -53,6 +53,7 @@ from ..schemas import (
     PlayEvent,
     PlayPhase,
     ScheduleEntry,
+    ScheduleKind,
     ShowCommand,
     StopCommand,
     SyncScheduleCommand,
@@ -106,6 +107,8 @@ class DispatchSettings:
     batch: int = 2000
     backoff: tuple[float, float] = (0.5, 60.0)
     sync_horizon: timedelta = timedelta(hours=24)
+    #: seconds between checks whether a local-schedule device's schedule changed
+    sync_interval: float = 30.0
 
 
 def backoff_delay(attempts: int, low: float, high: float) -> float:
@@ -156,11 +159,18 @@ class Dispatcher:
     # -- planning -----------------------------------------------------------------------------
 
     async def _planner(self) -> None:
+        synced_at = -float("inf")
         while True:
             try:
                 await self.plan_once(datetime.now(UTC))
             except Exception:
                 log.exception("planner.failed")
+            if time.monotonic() - synced_at >= self.settings.sync_interval:
+                synced_at = time.monotonic()
+                try:
+                    await self.sync_local_schedules(datetime.now(UTC))
+                except Exception:
+                    log.exception("schedule_sync.failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.plan_interval)
 
@@ -212,8 +222,7 @@ class Dispatcher:
                 for device_id in device_ids:
                     device = await self._device(device_id)
                     if device is None or (Capability.SCHEDULE_LOCAL in device.capabilities
-                                          and placement.occurrence.level
-                                          is not BulletinLevel.EMERGENCY):
+                                          and not _real_time(placement.occurrence.level, b)):
                         continue  # local-schedule devices get their items by sync
                     try:
                         content = await self.content.get(b.content_id)
@@ -345,18 +354,25 @@ class Dispatcher:
             entries = []
             commune = (await self.broadcasts.communes([device.area_code]))[device.area_code]
             for p in placements:
-                if not p.placed or p.occurrence.level is BulletinLevel.EMERGENCY:
+                if not p.placed:
                     continue
                 b = await self.broadcasts.get(p.occurrence.broadcast_id)
+                if _real_time(p.occurrence.level, b):
+                    continue  # sent as a play command by the planner
                 content = await self.content.get(b.content_id)
                 playable = await self._playable(content, commune)  # verifies approval
                 assert p.start is not None
                 entries.append(ScheduleEntry(
-                    id=p.occurrence.key, content_id=content.id, media=playable.media,
+                    id=_entry_id(b.id, p.occurrence.start), content_id=content.id,
+                    broadcast_id=b.id,
+                    media=playable.media,
                     start=p.start, level=p.occurrence.level, volume=b.volume,
                     repeat=b.repeat, signature=playable.signature))
-            digest = hashlib.sha256(json.dumps([e.model_dump(mode="json") for e in entries],
-                                               sort_keys=True).encode()).hexdigest()[:24]
+            # the media URL is left out: a signed URL changes as it is re-signed, the item
+            # does not (the device has fetched the bytes, which the SHA-256 names)
+            digest = hashlib.sha256(json.dumps(
+                [e.model_dump(mode="json", exclude={"media": {"url"}}) for e in entries],
+                sort_keys=True).encode()).hexdigest()[:24]
             if self._synced.get(device.id) == digest:
                 continue
             command = SyncScheduleCommand(id=new_id("cmd"),
@@ -583,6 +599,18 @@ def _outbox_values(command: Command, device_id: str, level: BulletinLevel | None
             "content_id": content_id, "seconds": seconds, "not_before": not_before,
             "expires_at": expires_at, "state": RowState.PENDING, "attempts": 0,
             "next_attempt_at": now, "created_at": now}
+
+
+def _entry_id(broadcast_id: str, start: datetime) -> str:
+    """A schedule entry's id: its occurrence, spelled as an identifier (an occurrence key
+    has '@' and '+', which identifiers exclude)."""
+    return f"{broadcast_id}.{start.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+def _real_time(level: BulletinLevel, b: Any) -> bool:
+    """Whether an item goes to local-schedule devices as a play command rather than in their
+    schedule: emergencies (they preempt at once) and "now" broadcasts (no slot to keep)."""
+    return bool(level is BulletinLevel.EMERGENCY or b.schedule.kind is ScheduleKind.NOW)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

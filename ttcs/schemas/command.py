@@ -151,6 +151,8 @@ class ScheduleEntry(Model):
 
     id: Identifier
     content_id: Identifier | None = None
+    broadcast_id: Identifier | None = Field(
+        default=None, description="the broadcast it belongs to, for the device's proof of play")
     media: MediaRef
     start: AwareDatetime
     level: BulletinLevel = BulletinLevel.NORMAL
