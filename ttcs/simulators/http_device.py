@@ -97,7 +97,10 @@ class HttpDeviceServer:
             if request.transport is not None:
                 request.transport.abort()  # the link breaks: no answer at all
             raise asyncio.CancelledError
-        await request.read()  # received in full, then acted on late: a slow device still acts
+        try:
+            await request.read()  # received in full, then acted on late: a slow device acts
+        except ConnectionResetError:  # the client gave up while the device hung
+            raise asyncio.CancelledError from None
         await device.slow_down()
         if device.has(Fault.GARBAGE):
             noise = bytes(random.getrandbits(8) for _ in range(random.randint(8, 64)))
