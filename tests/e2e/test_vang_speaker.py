@@ -93,13 +93,6 @@ async def speaker() -> AsyncIterator[VangSpeaker]:
 
 
 @pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def rig(hub: Hub, speaker: VangSpeaker) -> Rig:
     rig = Rig(hub, speaker, await register(hub, speaker))
     hub.bus.subscribe(rig.events.append)

@@ -9,7 +9,8 @@ comes back where the hub expects it.
 :meth:`HttpDeviceServer.faults` is the first middleware of the device's application:
 
 - ``hang``: the request is accepted and never answered until the fault is cleared;
-- ``drop_connection`` (one-shot, :meth:`drop_next`): the next request's connection is aborted;
+- ``drop_connection`` (one-shot, see :meth:`on_fault`): the next request's connection is
+  aborted;
 - ``slow``: every answer is ``delay`` seconds late (the request is carried out even when the
   client gave up waiting, as on a real device);
 - ``garbage``: ``200`` with bytes that are not the protocol.
@@ -78,13 +79,14 @@ class HttpDeviceServer:
         if runner is not None:
             await runner.cleanup()
 
-    def drop_next(self) -> None:
-        self._drop_next = True
-
-    def release_hung(self) -> None:
-        """The ``hang`` fault was cleared: answer what waits, and stop hanging."""
-        self._released.set()
-        self._released = asyncio.Event()
+    def on_fault(self, fault: Fault, *, active: bool) -> None:
+        """Follow the faults that act on the connection: ``drop_connection`` (the next
+        request's connection breaks) and the end of ``hang`` (what waits is answered)."""
+        if fault is Fault.DROP_CONNECTION and active:
+            self._drop_next = True
+        elif fault is Fault.HANG and not active:
+            self._released.set()
+            self._released = asyncio.Event()
 
     @web.middleware
     async def faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -444,11 +444,8 @@ class LedVietBoard(SimulatedDevice):
             self.display.set_battery(active)
         elif fault is Fault.REBOOT and active:
             await self._restart(params)
-        elif fault is Fault.DROP_CONNECTION and active:
-            self.server.drop_next()
-        elif fault is Fault.HANG and not active:
-            self.server.release_hung()
-        # slow, garbage, wrong_credentials: consulted on every request
+        else:  # drop_connection, end of hang; slow, garbage, wrong_credentials: per request
+            self.server.on_fault(fault, active=active)
 
     # -- introspection ------------------------------------------------------------------------
 

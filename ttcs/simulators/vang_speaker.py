@@ -492,11 +492,8 @@ class VangSpeaker(SimulatedDevice):
             self._on_battery_since = time.monotonic() if active else None
         elif fault is Fault.REBOOT and active:
             await self._restart(params)
-        elif fault is Fault.DROP_CONNECTION and active:
-            self.server.drop_next()
-        elif fault is Fault.HANG and not active:
-            self.server.release_hung()
-        # slow, garbage, wrong_credentials, playback_error, tamper: consulted per request/job
+        else:  # drop_connection, end of hang; the rest is consulted per request or job
+            self.server.on_fault(fault, active=active)
 
     async def _lose_power(self) -> None:
         job = self.current
