@@ -152,10 +152,15 @@ class VangSpeakerDriver(DeviceDriver):
         raise, ``refusals`` are returned for the caller to map."""
         response = await self.api.request(method, f"{API}{path}", what=what, json_body=body,
                                           query=query, ok_statuses=(401, 421, *refusals))
-        data = response.json(what)
+        try:
+            data = response.json(what)
+        except ProtocolError:
+            if response.status != 401:
+                raise
+            data = {"message": response.body[:200].decode("utf-8", errors="replace")}
         if not isinstance(data, dict):
             raise ProtocolError(f"{what}: expected a JSON object, got {str(data)[:80]!r}")
-        if response.status == 401:
+        if response.status == 401:  # refused, whatever the body (a proxy may answer too)
             raise self._refused(what, data)
         if response.status == 421:
             raise self._another_device(what, data.get("serial"))
