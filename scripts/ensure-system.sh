@@ -10,6 +10,10 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v snmpget >/dev/null 2>&1 || need+=(snmp)
+# Debian's net-snmp ships without the IETF base MIBs (SNMPv2-SMI/TC/CONF) that the FM tests
+# load RADIVINA-FM-MIB against; erlang-snmp carries them as text. smilint checks the MIB.
+ls /usr/lib/erlang/lib/snmp-*/mibs/SNMPv2-SMI.mib >/dev/null 2>&1 || need+=(erlang-snmp)
+command -v smilint >/dev/null 2>&1 || need+=(smitools)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v curl >/dev/null 2>&1 || need+=(curl)

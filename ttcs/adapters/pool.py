@@ -12,6 +12,7 @@ from ..core.config import Settings
 from ..core.errors import ConfigError
 from .device_endpoint import DEFAULT_DEVICE_PORT, DeviceEndpoint
 from .mqtt import MqttConnection, MqttEndpoint
+from .snmp import SnmpManager
 
 
 class Closable(Protocol):
@@ -23,8 +24,8 @@ C = TypeVar("C", bound=Closable)
 
 class Transports:
     """Hands out shared transports: one MQTT connection per broker URL, one HTTP session,
-    one device-facing server per listening address, and any per-plugin shared object
-    (``shared(key, factory)``)."""
+    one device-facing server per listening address, one SNMP manager, and any per-plugin
+    shared object (``shared(key, factory)``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -75,6 +76,11 @@ class Transports:
                                   f"{'other TLS files' if endpoint.tls else 'plain HTTP'}; "
                                   "devices sharing a port must share its TLS settings")
         return endpoint
+
+    async def snmp(self) -> SnmpManager:
+        """The SNMP manager of this process (requests serialised per agent), closed with the
+        transports."""
+        return await self.shared("snmp.manager", SnmpManager.create)
 
     async def shared(self, key: str, factory: Callable[[], Awaitable[C]]) -> C:
         """A per-process singleton for ``key``, created by ``factory`` on first use."""

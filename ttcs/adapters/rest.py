@@ -1,11 +1,12 @@
-"""A device's REST API as the hub calls it: base URL, credentials, one request at a time.
+"""A device's REST API as the hub calls it: base URL, credentials (a bearer token, an
+API-key header or a request signer), one request at a time.
 
 :class:`RestDevice` serialises requests to one device (an :class:`asyncio.Lock` per base URL,
 shared by every driver of the process through :class:`EndpointLocks`), applies a per-device
 timeout, and maps every failure to the hub's errors (see :mod:`ttcs.adapters.http`). It sends
-JSON or raw bytes (asset uploads) and can return raw bytes (screenshots). It authenticates
-with a bearer token or signs each request (a :class:`~ttcs.adapters.signing.RequestSigner`,
-called inside the device's lock, just before sending, over the exact bytes sent).
+JSON or raw bytes (asset uploads) and can return raw bytes (screenshots). Given a
+:class:`~ttcs.adapters.signing.RequestSigner` it signs each request inside the device's lock,
+just before sending, over the exact bytes sent.
 
 :func:`fetch_verified` downloads approved media and refuses it unless its SHA-256 and size
 match the reference: a driver never forwards altered content to a device.
@@ -72,12 +73,17 @@ class RestDevice:
 
     def __init__(self, transports: Transports, base_url: str, *, token: SecretStr | None = None,
                  signer: RequestSigner | None = None, timeout: float,
-                 ca_file: str | None = None, verify_tls: bool = True) -> None:
+                 ca_file: str | None = None, verify_tls: bool = True,
+                 api_key: tuple[str, SecretStr] | None = None) -> None:
+        """``token`` is sent as ``Authorization: Bearer``; ``api_key`` as ``(header, key)``,
+        e.g. ``("X-API-Key", key)``, for devices that authenticate that way; ``signer`` signs
+        each request (HMAC-signed APIs)."""
         self.transports = transports
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self._token = token
         self.signer = signer
+        self._api_key = api_key
         self.timeout = timeout
         self._ssl: ssl.SSLContext | bool | None = None
         if self.base_url.startswith("https") and (ca_file or not verify_tls):
@@ -91,6 +97,8 @@ class RestDevice:
         headers = {"Accept": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        if self._api_key is not None:
+            headers[self._api_key[0]] = self._api_key[1].get_secret_value()
         headers.update(extra or {})
         return headers
 

@@ -329,13 +329,17 @@ class Hub:
     def driver_config(self, device: Device) -> BaseModel:
         return self.registry.validate_config(device.plugin, device.kind, device.config)
 
-    def make_driver(self, device: Device, link: Any = None) -> DeviceDriver:
+    def make_driver(self, device: Device, link: Any = None, *,
+                    parent: DeviceDriver | None = None) -> DeviceDriver:
+        """A driver for ``device``; a child reaches its parent through ``parent`` if given
+        (a short-lived parent driver), else through the parent's supervisor."""
         cls = self.plugins.driver_class(device.plugin, device.kind)
         sup_log = log.bind(device=device.id, plugin=device.plugin, area=device.area_code)
         context = DriverContext(
             config=self.driver_config(device), settings=self.settings,
             transports=self.transports, device=device, log=sup_log,
-            parent=lambda: self._parent_driver(device))
+            parent=(lambda: parent) if parent is not None
+            else (lambda: self._parent_driver(device)))
         if link is not None:
             context.link = link
         return cls(context)
@@ -385,31 +389,52 @@ class Hub:
 
     @contextlib.asynccontextmanager
     async def driver_for(self, device: Device) -> AsyncIterator[DeviceDriver]:
-        """The running driver of ``device``, or a short-lived one (CLI use without a hub)."""
+        """The running driver of ``device``, or a short-lived one (CLI use without a hub);
+        a child without a running parent gets a short-lived parent driver too."""
         sup = self.supervisors.get(device.id)
         if sup is not None and sup.driver is not None:
             yield sup.driver
             return
-        driver = self.make_driver(device)
-        try:
-            await with_timeout(self.settings.probe_timeout, f"starting driver for {device.id}",
-                               driver.start())
-            yield driver
-        finally:
-            with contextlib.suppress(Exception):
-                await driver.stop()
+        async with self._parent_for(device.parent_id) as parent:
+            driver = self.make_driver(device, parent=parent)
+            try:
+                await with_timeout(self.settings.probe_timeout,
+                                   f"starting driver for {device.id}", driver.start())
+                yield driver
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.stop()
 
-    async def probe(self, plugin_id: str, kind: DeviceKind, config: BaseModel) -> DeviceInfo:
-        """Probe a device that is not registered yet (test before configure)."""
+    @contextlib.asynccontextmanager
+    async def _parent_for(self, parent_id: str | None) -> AsyncIterator[DeviceDriver | None]:
+        """The driver a child reaches its parent through, when no supervisor runs the parent
+        (None when the parent is supervised: the child finds it through the hub)."""
+        if parent_id is None or (parent_id in self.supervisors
+                                 and self.supervisors[parent_id].driver is not None):
+            yield None
+            return
+        parent = await self.registry.get_device(parent_id)
+        async with self.driver_for(parent) as driver:
+            yield driver
+
+    async def probe(self, plugin_id: str, kind: DeviceKind, config: BaseModel, *,
+                    parent_id: str | None = None) -> DeviceInfo:
+        """Probe a device that is not registered yet (test before configure); a child device
+        is probed through its parent ``parent_id``."""
         cls = self.plugins.driver_class(plugin_id, kind)
-        driver = cls(DriverContext(config=config, settings=self.settings,
-                                   transports=self.transports))
-        try:
-            await with_timeout(self.settings.probe_timeout, "starting driver", driver.start())
-            return await with_timeout(self.settings.probe_timeout * 2, "probe", driver.probe())
-        finally:
-            with contextlib.suppress(Exception):
-                await driver.stop()
+        async with self._parent_for(parent_id) as parent:
+            running = self.supervisors.get(parent_id) if parent_id else None
+            reach = parent or (running.driver if running else None)
+            driver = cls(DriverContext(config=config, settings=self.settings,
+                                       transports=self.transports, parent=lambda: reach))
+            try:
+                await with_timeout(self.settings.probe_timeout, "starting driver",
+                                   driver.start())
+                return await with_timeout(self.settings.probe_timeout * 2, "probe",
+                                          driver.probe())
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.stop()
 
     # -- commands and status ------------------------------------------------------------------
 

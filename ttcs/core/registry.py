@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -48,8 +48,12 @@ from .store.tables import (
 
 log = structlog.get_logger("ttcs.registry")
 
-#: probes a device: (plugin id, kind, validated config) -> what the device says it is
-Prober = Callable[[str, DeviceKind, BaseModel], Awaitable[DeviceInfo]]
+class Prober(Protocol):
+    """Probes a device: (plugin id, kind, validated config; the parent a child is reached
+    through) -> what the device says it is."""
+
+    def __call__(self, plugin_id: str, kind: DeviceKind, config: BaseModel, *,
+                 parent_id: str | None = None) -> Awaitable[DeviceInfo]: ...
 
 
 @dataclass
@@ -218,7 +222,7 @@ class Registry:
         config = self.validate_config(spec.plugin, spec.kind, spec.config)
         await self._check_placement(spec)
         if info is None:
-            info = await self._probe(spec.plugin, spec.kind, config)
+            info = await self._probe(spec.plugin, spec.kind, config, parent_id=spec.parent_id)
         async with self.store.sessions.begin() as s:
             await self._check_unique(s, info)
             device_id = await self._free_id(s, f"{spec.plugin}-{info.serial}")
@@ -420,7 +424,8 @@ class Registry:
 
         async def probe(spec: DeviceSpec, config: BaseModel) -> DeviceInfo:
             async with slots:
-                return await self._probe(spec.plugin, spec.kind, config)
+                return await self._probe(spec.plugin, spec.kind, config,
+                                         parent_id=spec.parent_id)
 
         infos = await asyncio.gather(*(probe(spec, config) for _, spec, config in ready),
                                      return_exceptions=True)

@@ -36,10 +36,15 @@ async def serve(settings: Settings, *, demo: bool = False, demo_devices: int = 1
         await stop.wait()
         await runner.cleanup()
     finally:
+        if fleet is not None:
+            # Stop watching the demo speakers before they power down (that is not news worth
+            # recording as every speaker going offline), and power them down while the
+            # embedded broker still runs, so they leave cleanly.
+            for device_id in list(hub.supervisors):
+                await hub.unsupervise(device_id)
+            await fleet.stop()
         if control is not None:
             await control.cleanup()
-        if fleet is not None:
-            await fleet.stop()
         await hub.stop()
     return 0
 

@@ -30,6 +30,8 @@ class Fault(StrEnum):
     HANG = "hang"  # accepts connections but never answers (a hung TCP stack)
     PLAYBACK_ERROR = "playback_error"  # items start but fail part-way (amplifier/decoder fault)
     TAMPER = "tamper"  # the cabinet is open: a device that raises alarms raises 'tamper'
+    ANTENNA = "antenna"  # FM antenna or feeder damaged: reflected power (VSWR) rises;
+    #                     params {"vswr": 3.0}
 
 
 #: faults that happen once and clear themselves

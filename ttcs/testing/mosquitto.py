@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import ipaddress
 import shutil
 import subprocess
@@ -35,7 +36,10 @@ class Mosquitto:
             raise RuntimeError("mosquitto is not installed: run `make test` (it installs it) "
                                "or `apt-get install mosquitto`")
         self.port = self.port or free_port()
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
+        # Run as whoever we are: as root, Mosquitto would otherwise switch to the `mosquitto`
+        # user, which cannot read the private working directory (password file, TLS key).
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1",
+                 "persistence false",
                  "log_dest stderr", "log_type error", "max_inflight_messages 0",
                  "max_queued_messages 100000"]
         if self.users:
