@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.brokers import Mosquitto
 from tests.support.databases import create_scratch, drop_scratch
+from tests.support.media import MediaServer
 from tests.support.net import free_port
 from ttcs.core.broker import EmbeddedBroker
 from ttcs.core.config import Settings
@@ -68,6 +69,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     url, name = await create_scratch()
     yield url
     await drop_scratch(name)
+
+
+@pytest.fixture
+async def media() -> AsyncIterator[MediaServer]:
+    """A small HTTP media store on its own port (``media.ref(name, data)`` publishes a file)."""
+    server = await MediaServer().start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

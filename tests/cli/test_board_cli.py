@@ -9,7 +9,6 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,6 @@ async def cli(tmp_path: Path, mosquitto: Mosquitto) -> Cli:
     areas.write_text(AREAS_CSV, encoding="utf-8")
     await c.run("areas", "import", str(areas))
     return c
-
-
-@pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
 
 
 async def simulator(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:

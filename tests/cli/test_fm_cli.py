@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,6 @@ async def cli(tmp_path: Path, mosquitto: Mosquitto) -> Cli:
     (tmp_path / "areas.csv").write_text(AREAS_CSV, encoding="utf-8")
     await c.run("areas", "import", str(tmp_path / "areas.csv"))
     return c
-
-
-@pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
 
 
 async def sim_state(control: str, serial: str) -> dict[str, Any]:

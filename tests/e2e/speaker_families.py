@@ -20,6 +20,7 @@ from ttcs.schemas import DeviceSpec
 from ttcs.simulators.base import Fault, SimulatedDevice
 from ttcs.simulators.native_speaker import NativeSpeaker
 from ttcs.simulators.saokhue_station import SaoKhueStation
+from ttcs.simulators.vang_speaker import VangSpeaker
 
 
 class SpeakerFamily(abc.ABC):
@@ -83,9 +84,28 @@ class SaoKhueFamily(SpeakerFamily):
                                config={"serial": serial, "heartbeat": 30})
 
 
+class VangFamily(SpeakerFamily):
+    """VangTech speakers: signed REST/JSON, polled (quickly here, so offline shows soon)."""
+
+    name = "vang"
+    poll_interval = 0.3
+
+    async def device(self, serial: str, *, play_seconds: float) -> tuple[SimulatedDevice,
+                                                                           DeviceSpec]:
+        sim = VangSpeaker(serial, secret=f"secret-{serial}", stream_seconds=play_seconds)
+        await sim.start()
+        self.sims.append(sim)
+        registration = sim.registration()
+        return sim, DeviceSpec(plugin=registration["plugin"], kind=registration["kind"],
+                               area_code="19900", config={
+                                   **registration["config"], "timeout": 2.0,
+                                   "poll_interval": self.poll_interval})
+
+
 FAMILIES: dict[str, type[SpeakerFamily]] = {
     NativeFamily.name: NativeFamily,
     SaoKhueFamily.name: SaoKhueFamily,
+    VangFamily.name: VangFamily,
 }
 
 

@@ -27,13 +27,6 @@ KEY = "vc-test-key"
 
 
 @pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def sim() -> AsyncIterator[SimDecoder]:
     decoder = SimDecoder("VC-0001", api_key=KEY, mac="02:56:43:00:00:01")
     await decoder.start()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.boards import at, brightest, green, has_colour, picture, run, shown_ids
-from tests.support.media import MediaServer, png_image
+from tests.support.media import png_image
 from tests.support.wait import eventually
 from ttcs.core.errors import (
     AuthFailed,
@@ -28,13 +28,6 @@ from ttcs.simulators.board_display import LOCAL_TZ
 from ttcs.simulators.ledviet_board import LedVietBoard
 
 TOKEN = "lv-test-token"
-
-
-@pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import structlog
 
 from tests.e2e.boards import at, brightest, green, has_colour, picture, run, shown_ids
 from tests.support.brokers import make_tls_files
-from tests.support.media import MediaServer, png_image
+from tests.support.media import png_image
 from tests.support.net import free_port
 from tests.support.wait import eventually
 from ttcs.core.errors import AuthFailed, DeviceTimeout, DeviceUnreachable
@@ -26,13 +26,6 @@ from ttcs.simulators.pull_board import PullBoard
 
 TOKEN = "hls-test-token"
 POLL = 0.2
-
-
-@pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

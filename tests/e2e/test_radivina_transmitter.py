@@ -28,13 +28,6 @@ from ttcs.simulators.base import Fault
 
 
 @pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = await MediaServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def station() -> AsyncIterator[Station]:
     s = await Station.start()
     yield s

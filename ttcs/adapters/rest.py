@@ -1,10 +1,12 @@
-"""A device's REST API as the hub calls it: base URL, a bearer token or an API-key header,
-one request at a time.
+"""A device's REST API as the hub calls it: base URL, credentials (a bearer token, an
+API-key header or a request signer), one request at a time.
 
 :class:`RestDevice` serialises requests to one device (an :class:`asyncio.Lock` per base URL,
 shared by every driver of the process through :class:`EndpointLocks`), applies a per-device
 timeout, and maps every failure to the hub's errors (see :mod:`ttcs.adapters.http`). It sends
-JSON or raw bytes (asset uploads) and can return raw bytes (screenshots).
+JSON or raw bytes (asset uploads) and can return raw bytes (screenshots). Given a
+:class:`~ttcs.adapters.signing.RequestSigner` it signs each request inside the device's lock,
+just before sending, over the exact bytes sent.
 
 :func:`fetch_verified` downloads approved media and refuses it unless its SHA-256 and size
 match the reference: a driver never forwards altered content to a device.
@@ -19,6 +21,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from pydantic import SecretStr
@@ -27,6 +30,7 @@ from ..core.errors import CommandRejected, ProtocolError
 from ..schemas.content import MediaRef
 from .http import map_http_errors, raise_for_status
 from .pool import Transports
+from .signing import RequestSigner
 
 LOCKS_KEY = "rest.locks"
 
@@ -67,14 +71,18 @@ class RestResponse:
 class RestDevice:
     """One device's REST API. Create per driver; requests to one base URL never overlap."""
 
-    def __init__(self, transports: Transports, base_url: str, *, token: SecretStr | None,
-                 timeout: float, ca_file: str | None = None, verify_tls: bool = True,
+    def __init__(self, transports: Transports, base_url: str, *, token: SecretStr | None = None,
+                 signer: RequestSigner | None = None, timeout: float,
+                 ca_file: str | None = None, verify_tls: bool = True,
                  api_key: tuple[str, SecretStr] | None = None) -> None:
         """``token`` is sent as ``Authorization: Bearer``; ``api_key`` as ``(header, key)``,
-        e.g. ``("X-API-Key", key)``, for devices that authenticate that way."""
+        e.g. ``("X-API-Key", key)``, for devices that authenticate that way; ``signer`` signs
+        each request (HMAC-signed APIs)."""
         self.transports = transports
         self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path
         self._token = token
+        self.signer = signer
         self._api_key = api_key
         self.timeout = timeout
         self._ssl: ssl.SSLContext | bool | None = None
@@ -96,6 +104,7 @@ class RestDevice:
 
     async def request(self, method: str, path: str, *, what: str, json_body: Any = None,
                       data: bytes | None = None, headers: Mapping[str, str] | None = None,
+                      query: Mapping[str, str] | None = None,
                       ok_statuses: tuple[int, ...] = ()) -> RestResponse:
         """Send one request; non-2xx statuses (except ``ok_statuses``) raise hub errors."""
         session = await self.transports.http()
@@ -105,10 +114,14 @@ class RestDevice:
         if json_body is not None:
             body = json.dumps(json_body, ensure_ascii=False, default=str).encode()
             hdrs.setdefault("Content-Type", "application/json")
+        url = f"{self.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
         async with locks.get(self.base_url):
+            if self.signer is not None:  # signed now: the timestamp is fresh when it is sent
+                hdrs.update(self.signer.headers(method, self._base_path + path, query or {},
+                                                body or b""))
             with map_http_errors(what):
                 async with session.request(
-                        method, f"{self.base_url}{path}", data=body, headers=hdrs,
+                        method, url, data=body, headers=hdrs,
                         ssl=self._ssl if self._ssl is not None else True,
                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
                     raw = await response.read()
@@ -118,10 +131,11 @@ class RestDevice:
         return result
 
     async def json(self, method: str, path: str, *, what: str, json_body: Any = None,
-                   headers: Mapping[str, str] | None = None) -> Any:
+                   headers: Mapping[str, str] | None = None,
+                   query: Mapping[str, str] | None = None) -> Any:
         """Send a request and return its decoded JSON body."""
         response = await self.request(method, path, what=what, json_body=json_body,
-                                      headers=headers)
+                                      headers=headers, query=query)
         return response.json(what)
 
 

@@ -40,7 +40,7 @@ from .config import Settings
 from .content import ContentLibrary
 from .dispatch import Dispatcher, DispatchSettings
 from .driver import DeviceDriver, DriverContext, require_capability
-from .errors import AuthFailed, DeviceError
+from .errors import AuthFailed, DeviceError, PermanentDeviceError
 from .events import EventBus
 from .monitor import Monitor
 from .plugins import PluginManager, default_manager
@@ -143,7 +143,10 @@ class DeviceSupervisor:
     def _failed(self, exc: DeviceError) -> None:
         self.failures += 1
         self.last_error = str(exc)
-        hopeless = isinstance(exc, AuthFailed) or self.failures >= OFFLINE_AFTER_FAILURES
+        # refused credentials or a permanent error (another device at the address): asking
+        # again will not help, so offline at once rather than after a few failed polls
+        hopeless = (isinstance(exc, AuthFailed | PermanentDeviceError)
+                    or self.failures >= OFFLINE_AFTER_FAILURES)
         if hopeless or self.connectivity in (Connectivity.UNKNOWN, Connectivity.OFFLINE):
             target = Connectivity.OFFLINE
         else:

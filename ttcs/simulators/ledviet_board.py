@@ -33,12 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
-import ssl
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,14 +46,13 @@ from ..schemas import DeviceKind
 from .base import Fault, Fleet, Rejection, SimOptions, SimulatedDevice, SimulatorSpec
 from .base import now as utcnow
 from .board_display import BoardDisplay, BoardItem, BoardTruth, PowerSchedule
+from .http_device import Handler, HttpDeviceServer
 
 log = structlog.get_logger("ttcs.sim.ledviet")
 
 VENDOR = "LEDViet"
 API = "/api/v2"
 MAX_ITEMS = 200
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -74,7 +70,6 @@ class LedVietBoard(SimulatedDevice):
                  cert: str | None = None, key: str | None = None) -> None:
         super().__init__(serial)
         self.truth: BoardTruth = BoardTruth()
-        self.host, self.port = host, port
         self.token = token
         self.display_type = display
         self.model = "LV-P10-OUT-320" if display == "led" else "LV-LCD55-FHD"
@@ -83,7 +78,6 @@ class LedVietBoard(SimulatedDevice):
         self.width = width or (320 if display == "led" else 960)
         self.height = height or (160 if display == "led" else 540)
         self.storage_bytes = storage_bytes
-        self.cert, self.key = cert, key
         self.assets: dict[str, tuple[bytes, str]] = {}
         self.playlist_version = 0
         self.display = BoardDisplay(self.truth, width=self.width, height=self.height,
@@ -91,10 +85,8 @@ class LedVietBoard(SimulatedDevice):
         self.booted_at = time.monotonic()
         self.boot_id = uuid.uuid4().hex[:12]
         self._idempotent: OrderedDict[str, tuple[int, bytes, str]] = OrderedDict()
-        self._runner: web.AppRunner | None = None
-        self._released = asyncio.Event()  # set to let hung requests go
-        self._drop_next = False
-        self.dropped = 0  # connections aborted by drop_connection
+        self.server = HttpDeviceServer(self, host=host, port=port, cert=cert, key=key,
+                                       garbage_prefix=b"\x00\xffLV")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -107,9 +99,7 @@ class LedVietBoard(SimulatedDevice):
         await self.display.stop()
 
     async def _listen(self) -> None:
-        if self._runner is not None:
-            return
-        app = web.Application(middlewares=[self._faults, self._auth, self._idempotency],
+        app = web.Application(middlewares=[self.server.faults, self._auth, self._idempotency],
                               client_max_size=self.storage_bytes)
         r = app.router
         r.add_get(f"{API}/device", self._device)
@@ -129,26 +119,10 @@ class LedVietBoard(SimulatedDevice):
         r.add_put(f"{API}/power/schedule", self._schedule_put)
         r.add_get(f"{API}/screenshot", self._screenshot)
         r.add_post(f"{API}/system/reboot", self._reboot)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
-        await runner.setup()
-        context = None
-        if self.cert and self.key:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(self.cert, self.key)
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=context,
-                           reuse_address=True)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])  # keep it across restarts
-        self._released.clear()
-        self._runner = runner
+        await self.server.listen(app)
 
     async def _close(self) -> None:
-        runner, self._runner = self._runner, None
-        self._released.set()
-        if runner is not None:
-            await runner.cleanup()
+        await self.server.close()
 
     def _boot(self) -> None:
         self.booted_at = time.monotonic()
@@ -156,26 +130,14 @@ class LedVietBoard(SimulatedDevice):
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.cert else 'http'}://{self.host}:{self.port}"
+        return self.server.url
 
-    # -- middlewares: faults, token, idempotency ---------------------------------------------
+    @property
+    def dropped(self) -> int:
+        """Connections aborted by ``drop_connection``."""
+        return self.server.dropped
 
-    @web.middleware
-    async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.has(Fault.HANG):
-            await self._released.wait()  # accepted, never answered (until cleared or stopped)
-        if self._drop_next:
-            self._drop_next = False
-            self.dropped += 1
-            if request.transport is not None:
-                request.transport.abort()  # the link breaks: no answer at all
-            raise asyncio.CancelledError
-        await self.slow_down()
-        if self.has(Fault.GARBAGE):
-            noise = bytes(random.getrandbits(8) for _ in range(random.randint(8, 64)))
-            return web.Response(body=b"\x00\xffLV" + noise, status=200,
-                                content_type="application/json")
-        return await handler(request)
+    # -- middlewares (after the server's faults): token, idempotency --------------------------
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -482,17 +444,13 @@ class LedVietBoard(SimulatedDevice):
             self.display.set_battery(active)
         elif fault is Fault.REBOOT and active:
             await self._restart(params)
-        elif fault is Fault.DROP_CONNECTION and active:
-            self._drop_next = True
-        elif fault is Fault.HANG and not active:
-            self._released.set()
-            self._released = asyncio.Event()
-        # slow, garbage, wrong_credentials: consulted on every request
+        else:  # drop_connection, end of hang; slow, garbage, wrong_credentials: per request
+            self.server.on_fault(fault, active=active)
 
     # -- introspection ------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        return {**self.status_body(), "listening": self._runner is not None,
+        return {**self.status_body(), "listening": self.server.listening,
                 "playlist_items": [i.summary() for i in self.display.items],
                 "assets": len(self.assets)}
 

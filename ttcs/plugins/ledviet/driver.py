@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections import OrderedDict
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
@@ -31,6 +30,7 @@ from ...adapters.errors import map_decode_errors
 from ...adapters.rest import RestDevice, fetch_verified
 from ...core.driver import DeviceDriver, DriverConfig
 from ...core.errors import CommandRejected
+from ...core.idempotency import RecentResults
 from ...schemas import (
     Activity,
     Capability,
@@ -99,7 +99,7 @@ class LedVietBoardDriver(DeviceDriver):
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self._results: OrderedDict[str, CommandResult] = OrderedDict()
+        self._results = RecentResults(RESULTS_KEPT)
 
     @property
     def config(self) -> LedVietConfig:
@@ -174,18 +174,15 @@ class LedVietBoardDriver(DeviceDriver):
     # -- commands -----------------------------------------------------------------------------
 
     async def execute(self, command: Command) -> CommandResult:
-        first = self._results.get(command.idempotency_key)
-        if first is not None:
-            return first.model_copy(update={"command_id": command.id})
+        return await self._results.run(command, lambda: self._carry_out(command),
+                                       kept=remembered)
+
+    async def _carry_out(self, command: Command) -> CommandResult:
         try:
-            result = await self._execute(command)
+            return await self._execute(command)
         except CommandRejected as exc:
-            result = CommandResult(command_id=command.id, status=CommandStatus.REJECTED,
-                                   code=exc.code, detail=str(exc)[:2000])
-        self._results[command.idempotency_key] = remembered(result)
-        while len(self._results) > RESULTS_KEPT:
-            self._results.popitem(last=False)
-        return result
+            return CommandResult(command_id=command.id, status=CommandStatus.REJECTED,
+                                 code=exc.code, detail=str(exc)[:2000])
 
     async def _execute(self, command: Command) -> CommandResult:
         key = command.idempotency_key
