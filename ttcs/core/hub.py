@@ -135,6 +135,8 @@ class DeviceSupervisor:
             self.log.exception("driver.poll_crashed")
             self._failed(DeviceError(f"driver crashed while polling: {exc!r}"))
             return
+        if parent is not None and parent.connectivity is Connectivity.OFFLINE:
+            return  # the parent went offline while we asked: what we heard is stale
         self.failures = 0
         if status.connectivity is Connectivity.UNKNOWN:
             status = status.model_copy(update={"connectivity": Connectivity.ONLINE})
@@ -382,31 +384,50 @@ class Hub:
 
     @contextlib.asynccontextmanager
     async def driver_for(self, device: Device) -> AsyncIterator[DeviceDriver]:
-        """The running driver of ``device``, or a short-lived one (CLI use without a hub)."""
+        """The running driver of ``device``, or a short-lived one (CLI use without a hub);
+        a short-lived child gets a short-lived parent when its parent is not running."""
         sup = self.supervisors.get(device.id)
         if sup is not None and sup.driver is not None:
             yield sup.driver
             return
-        driver = self.make_driver(device)
-        try:
-            await with_timeout(self.settings.probe_timeout, f"starting driver for {device.id}",
-                               driver.start())
-            yield driver
-        finally:
-            with contextlib.suppress(Exception):
-                await driver.stop()
+        async with self._parent_driver_for(device.parent_id) as parent:
+            driver = self.make_driver(device)
+            if device.parent_id is not None:
+                driver.context.parent = lambda: parent
+            try:
+                await with_timeout(self.settings.probe_timeout,
+                                   f"starting driver for {device.id}", driver.start())
+                yield driver
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.stop()
 
-    async def probe(self, plugin_id: str, kind: DeviceKind, config: BaseModel) -> DeviceInfo:
-        """Probe a device that is not registered yet (test before configure)."""
+    @contextlib.asynccontextmanager
+    async def _parent_driver_for(self, parent_id: str | None
+                                 ) -> AsyncIterator[DeviceDriver | None]:
+        if parent_id is None:
+            yield None
+            return
+        parent = await self.registry.get_device(parent_id)
+        async with self.driver_for(parent) as driver:
+            yield driver
+
+    async def probe(self, plugin_id: str, kind: DeviceKind, config: BaseModel,
+                    parent_id: str | None = None) -> DeviceInfo:
+        """Probe a device that is not registered yet (test before configure); a child device
+        (``parent_id``) is probed through its parent's driver."""
         cls = self.plugins.driver_class(plugin_id, kind)
-        driver = cls(DriverContext(config=config, settings=self.settings,
-                                   transports=self.transports))
-        try:
-            await with_timeout(self.settings.probe_timeout, "starting driver", driver.start())
-            return await with_timeout(self.settings.probe_timeout * 2, "probe", driver.probe())
-        finally:
-            with contextlib.suppress(Exception):
-                await driver.stop()
+        async with self._parent_driver_for(parent_id) as parent:
+            driver = cls(DriverContext(config=config, settings=self.settings,
+                                       transports=self.transports, parent=lambda: parent))
+            try:
+                await with_timeout(self.settings.probe_timeout, "starting driver",
+                                   driver.start())
+                return await with_timeout(self.settings.probe_timeout * 2, "probe",
+                                          driver.probe())
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.stop()
 
     # -- commands and status ------------------------------------------------------------------
 

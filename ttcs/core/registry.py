@@ -48,8 +48,9 @@ from .store.tables import (
 
 log = structlog.get_logger("ttcs.registry")
 
-#: probes a device: (plugin id, kind, validated config) -> what the device says it is
-Prober = Callable[[str, DeviceKind, BaseModel], Awaitable[DeviceInfo]]
+#: probes a device: (plugin id, kind, validated config, parent device id) -> what the device
+#: says it is (a child device is probed through its parent's driver)
+Prober = Callable[[str, DeviceKind, BaseModel, str | None], Awaitable[DeviceInfo]]
 
 
 @dataclass
@@ -218,7 +219,7 @@ class Registry:
         config = self.validate_config(spec.plugin, spec.kind, spec.config)
         await self._check_placement(spec)
         if info is None:
-            info = await self._probe(spec.plugin, spec.kind, config)
+            info = await self._probe(spec.plugin, spec.kind, config, spec.parent_id)
         async with self.store.sessions.begin() as s:
             await self._check_unique(s, info)
             device_id = await self._free_id(s, f"{spec.plugin}-{info.serial}")
@@ -420,7 +421,7 @@ class Registry:
 
         async def probe(spec: DeviceSpec, config: BaseModel) -> DeviceInfo:
             async with slots:
-                return await self._probe(spec.plugin, spec.kind, config)
+                return await self._probe(spec.plugin, spec.kind, config, spec.parent_id)
 
         infos = await asyncio.gather(*(probe(spec, config) for _, spec, config in ready),
                                      return_exceptions=True)
