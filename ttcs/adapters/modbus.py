@@ -111,6 +111,7 @@ class ModbusEndpoint:
         self.stats = EndpointStats()
         self._client: AsyncModbusTcpClient | None = None
         self._lock = asyncio.Lock()
+        self._users = 0  # requests waiting for the lock
         self._backoff = 0.0
         self._retry_at = 0.0  # monotonic time before which we do not try to connect again
         self._garbled = False  # the last bytes received were not a Modbus frame
@@ -194,13 +195,16 @@ class ModbusEndpoint:
             raise DeviceUnreachable(f"{what}: the hub is shutting down")
         deadline = time.monotonic() + timeout
         asked = time.monotonic()
-        if self._lock.locked():
+        if self._users:
             self.stats.queued += 1
+        self._users += 1
         try:
             await asyncio.wait_for(self._lock.acquire(), timeout)
         except TimeoutError as exc:
             raise DeviceTimeout(f"{what}: the endpoint stayed busy for {timeout:g} s "
                                 "(another request to it did not finish)") from exc
+        finally:
+            self._users -= 1
         self.stats.max_wait = max(self.stats.max_wait, time.monotonic() - asked)
         try:
             self.stats.requests += 1

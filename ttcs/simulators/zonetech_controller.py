@@ -105,6 +105,7 @@ class ZoneController(SimulatedDevice):
         self._tripped = False  # thermal protection latched by playback_error
         self._drop_next = False
         self.dropped = 0  # connections reset by drop_connection
+        self.inflight = self.peak_inflight = 0  # requests being answered at once
         if decoder is not None:
             decoder.listeners.append(self._audio_changed)
 
@@ -160,6 +161,17 @@ class ZoneController(SimulatedDevice):
                       registers: list[int], values: list[int] | list[bool] | None
                       ) -> ExcCodes | None:
         """Called by pymodbus for every request: answer from the model, write through it."""
+        self.inflight += 1
+        self.peak_inflight = max(self.peak_inflight, self.inflight)
+        try:
+            return await self._answer(function_code, start_address, address, registers,
+                                      values)
+        finally:
+            self.inflight -= 1
+
+    async def _answer(self, function_code: int, start_address: int, address: int,
+                      registers: list[int], values: list[int] | list[bool] | None
+                      ) -> ExcCodes | None:
         if self.has(Fault.HANG):
             await self._released.wait()
             return ExcCodes.DEVICE_BUSY
