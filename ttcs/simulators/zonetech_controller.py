@@ -441,7 +441,7 @@ class ZoneController(SimulatedDevice):
                        f"--area AREA {args}",
                 "add_zone": f"ttcs devices add --plugin {PLUGIN} --kind wired_zone --area AREA "
                             "--parent CONTROLLER_ID --config line=N",
-                "mbpoll": f"mbpoll -m tcp -a {self.unit} -p {self.port} -t 4 -r 21 -c 10 -1 "
+                "mbpoll": f"mbpoll -m tcp -a {self.unit} -p {self.port} -0 -1 -t 3:int -r 21 -c 2 "
                           f"{self.host}"}
 
 
