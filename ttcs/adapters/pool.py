@@ -11,6 +11,8 @@ import aiohttp
 from ..core.config import Settings
 from ..core.errors import ConfigError
 from .device_endpoint import DEFAULT_DEVICE_PORT, DeviceEndpoint
+from .modbus import DEFAULT_PORT as MODBUS_PORT
+from .modbus import ModbusEndpoint, ModbusEndpoints
 from .mqtt import MqttConnection, MqttEndpoint
 from .snmp import SnmpManager
 
@@ -24,8 +26,8 @@ C = TypeVar("C", bound=Closable)
 
 class Transports:
     """Hands out shared transports: one MQTT connection per broker URL, one HTTP session,
-    one device-facing server per listening address, one SNMP manager, and any per-plugin
-    shared object (``shared(key, factory)``)."""
+    one Modbus TCP connection per endpoint, one device-facing server per listening address,
+    one SNMP manager, and any per-plugin shared object (``shared(key, factory)``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -36,6 +38,7 @@ class Transports:
         self._shared_lock = asyncio.Lock()  # held while a factory runs; factories may ask for mqtt
         self._endpoints: dict[tuple[str, int], DeviceEndpoint] = {}
         self._endpoint_lock = asyncio.Lock()
+        self._modbus = ModbusEndpoints()
 
     async def mqtt(self, url: str | None = None, *, client_id: str | None = None,
                    **options: Any) -> MqttConnection:
@@ -58,6 +61,11 @@ class Transports:
                 timeout=aiohttp.ClientTimeout(total=self.settings.command_timeout),
                 connector=aiohttp.TCPConnector(limit=256, limit_per_host=4))
         return self._http
+
+    def modbus(self, host: str, port: int = MODBUS_PORT) -> ModbusEndpoint:
+        """The shared Modbus TCP endpoint ``host:port``: one connection for every unit id
+        behind it, requests serialised (see :mod:`ttcs.adapters.modbus`). Connects lazily."""
+        return self._modbus.get(host, port)
 
     async def device_endpoint(self, host: str = "0.0.0.0",  # noqa: S104 - devices call in
                               port: int = DEFAULT_DEVICE_PORT, *, cert: str | None = None,
@@ -96,6 +104,7 @@ class Transports:
         for endpoint in list(self._endpoints.values()):
             await endpoint.close()
         self._endpoints.clear()
+        await self._modbus.close()
         for conn in list(self._mqtt.values()):
             await conn.stop()
         self._mqtt.clear()

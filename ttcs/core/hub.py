@@ -135,6 +135,8 @@ class DeviceSupervisor:
             self.log.exception("driver.poll_crashed")
             self._failed(DeviceError(f"driver crashed while polling: {exc!r}"))
             return
+        if parent is not None and parent.connectivity is Connectivity.OFFLINE:
+            return  # the parent went offline while we asked: what we heard is stale
         self.failures = 0
         if status.connectivity is Connectivity.UNKNOWN:
             status = status.model_copy(update={"connectivity": Connectivity.ONLINE})

@@ -89,6 +89,8 @@ class AudioDecoder(SimulatedDevice):
         self._released = asyncio.Event()
         self._drop_next = False
         self._http: aiohttp.ClientSession | None = None
+        #: called whenever a play starts or ends (the amplifier it feeds listens)
+        self.listeners: list[Callable[[], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -228,6 +230,7 @@ class AudioDecoder(SimulatedDevice):
         self.truth.plays.append(record)
         cur = Session(session, url, record.content_id, record)
         self.current = cur
+        self._notify()
         cur.task = asyncio.create_task(self._stream(cur, float(duration) if duration else None),
                                        name=f"decoder:{self.serial}:{session}")
         return web.json_response(self.status_body())
@@ -304,6 +307,11 @@ class AudioDecoder(SimulatedDevice):
         self.last = {"session": cur.session, "label": cur.label, "outcome": outcome,
                      "error": error, "ended_at": cur.record.ended_at.isoformat(),
                      "bytes_received": cur.bytes_received}
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     async def _end(self, outcome: str) -> None:
         cur = self.current
