@@ -347,3 +347,15 @@ async def test_failures_separated_by_a_success_do_not_add_up(monitor):  # type: 
         health.command_failed("d1", "timeout")
         health.command_succeeded("d1")
     assert seen == []
+
+
+async def test_a_child_offline_with_its_parent_raises_no_alarm_of_its_own(monitor):  # type: ignore[no-untyped-def]
+    health, bus, clock = monitor
+    seen = listen(bus)
+    bus.publish(ConnectivityEvent(device_id="tx", previous=Connectivity.ONLINE,
+                                  current=Connectivity.OFFLINE))
+    bus.publish(ConnectivityEvent(device_id="rx", previous=Connectivity.ONLINE,
+                                  current=Connectivity.OFFLINE, via_parent="tx"))
+    clock.now += 3600
+    health.check()
+    assert [(e.code, e.device_id) for e in seen] == [(OFFLINE_TOO_LONG, "tx")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.wait import eventually
 from ttcs.core.poller import Poller
 
 
@@ -45,3 +46,26 @@ async def test_a_removed_job_stops_running() -> None:
     await asyncio.sleep(0.1)
     await poller.stop()
     assert len(runs) == seen
+
+
+async def test_poll_now_runs_a_job_off_its_grid_but_never_twice_at_once() -> None:
+    poller = Poller()
+    release = asyncio.Event()
+    runs: list[float] = []
+
+    async def slow() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        await release.wait()
+
+    poller.add("dev", 3600, slow, timeout=30, first_in=3600)
+    poller.start()
+    try:
+        assert poller.poll_now("dev")  # an hour early: the parent came back
+        await eventually(lambda: len(runs) == 1)
+        assert not poller.poll_now("dev")  # still running: not started again
+        release.set()
+        await eventually(lambda: not poller.job("dev").running)  # type: ignore[union-attr]
+        assert poller.job("dev").next_due - asyncio.get_running_loop().time() > 3500  # type: ignore[union-attr]
+        assert not poller.poll_now("nobody")
+    finally:
+        await poller.stop()

@@ -3,6 +3,7 @@ planner and outbox, the simulators' ground truth as the judge."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from ttcs.core.errors import InvalidInput
 from ttcs.core.hub import Hub
 from ttcs.core.schedule.policy import TZ
 from ttcs.core.schedule.service import PolicyViolation
-from ttcs.schemas import Broadcast, DeviceSpec, Schedule, Targets, new_id
+from ttcs.schemas import Broadcast, DeviceSpec, Schedule, Targets, new_id, parse_command
 from ttcs.simulators.base import Fault
 from ttcs.simulators.native_speaker import NativeSpeaker
 
@@ -121,6 +122,18 @@ async def test_an_emergency_preempts_normal_items_everywhere_and_they_resume(rig
         assert flood.ended_at is not None
         assert again.started_at >= flood.ended_at
         assert len(plays(sim, "flood")) == 1
+
+
+async def test_an_operator_stop_ends_a_bulletin_for_good(rig: Rig) -> None:
+    rig.gate.add_audio("long-news", 3.0, area="20101")
+    await create(rig, "long-news", {"areas": ["20101"]}, owner="20101")
+    sim = rig.speakers["native-spk-b1"]
+    await eventually(lambda: sim.current is not None)
+    assert (await rig.hub.execute("native-spk-b1", parse_command({"type": "stop"}))).ok
+    await eventually(lambda: plays(sim, "long-news")[0].outcome == "stopped")
+    await asyncio.sleep(1.5)  # a resume would be queued 0.5 s after the cut
+    assert len(plays(sim, "long-news")) == 1
+    assert sim.current is None
 
 
 async def test_unapproved_content_cannot_be_scheduled(rig: Rig) -> None:

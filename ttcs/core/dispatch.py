@@ -74,6 +74,7 @@ from .schedule.service import (
 )
 from .schedule.timeline import Placement, resolve
 from .store.tables import BroadcastRow, BroadcastTargetRow, OfferRow, OutboxRow
+from .store.writes import WritesInFlight
 
 log = structlog.get_logger("ttcs.dispatch")
 
@@ -130,6 +131,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._send_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._writes = WritesInFlight()  # planning and flushing finish even when stopped
         self._in_flight: set[str] = set()  # device ids with a command out
         self._unflushed: set[int] = set()  # seqs whose result is not written yet
         self._results: list[dict[str, Any]] = []
@@ -151,6 +153,7 @@ class Dispatcher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._writes.finish()
         await self._flush()
 
     def wake(self) -> None:
@@ -162,13 +165,13 @@ class Dispatcher:
         synced_at = -float("inf")
         while True:
             try:
-                await self.plan_once(datetime.now(UTC))
+                await self._writes.run(self.plan_once(datetime.now(UTC)))
             except Exception:
                 log.exception("planner.failed")
             if time.monotonic() - synced_at >= self.settings.sync_interval:
                 synced_at = time.monotonic()
                 try:
-                    await self.sync_local_schedules(datetime.now(UTC))
+                    await self._writes.run(self.sync_local_schedules(datetime.now(UTC)))
                 except Exception:
                     log.exception("schedule_sync.failed")
             with contextlib.suppress(TimeoutError):
@@ -395,7 +398,7 @@ class Dispatcher:
     async def _sender(self) -> None:
         while True:
             try:
-                started = await self.send_due(datetime.now(UTC))
+                started = await self._writes.run(self.send_due(datetime.now(UTC)))
             except Exception:
                 log.exception("outbox.send_failed")
                 started = 0
@@ -518,7 +521,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(0.05)
             try:
-                await self._flush()
+                await self._writes.run(self._flush())
             except Exception:
                 log.exception("outbox.flush_failed")
 
@@ -555,15 +558,18 @@ class Dispatcher:
             broadcast = await s.get(BroadcastRow, row.broadcast_id)
             if broadcast is None or broadcast.state not in ACTIVE_STATES:
                 return
+            # Only a higher-level item sent after this one makes it resume: an operator's stop
+            # or the device's own cut interrupts it too, and must not bring it back.
             preempting = (await s.execute(
                 select(OutboxRow).where(OutboxRow.device_id == device_id,
-                                        OutboxRow.level_rank > row.level_rank)
+                                        OutboxRow.level_rank > row.level_rank,
+                                        OutboxRow.seq > row.seq)
                 .order_by(OutboxRow.seq.desc()).limit(1))).scalar_one_or_none()
+        if preempting is None:
+            return
         now = datetime.now(UTC)
-        start = now
-        if preempting is not None:
-            began = preempting.sent_at or max(preempting.not_before, now)
-            start = max(now, began + timedelta(seconds=preempting.seconds or 0))
+        began = preempting.sent_at or max(preempting.not_before, now)
+        start = max(now, began + timedelta(seconds=preempting.seconds or 0))
         command = parse_command(row.command)
         again = command.model_copy(update={"id": new_id("cmd"),
                                            "idempotency_key": f"{row.idempotency_key}/resume",

@@ -251,6 +251,8 @@ class HealthMonitor:
         if event.device_id is None:
             return
         if event.current is Connectivity.OFFLINE:
+            if event.via_parent is not None:
+                return  # one alarm for the station: its parent's; a pending wait stands
             verdict = Verdict.RAISE
         elif event.current is Connectivity.ONLINE:
             verdict = Verdict.CLEAR

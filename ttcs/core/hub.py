@@ -123,7 +123,7 @@ class DeviceSupervisor:
         assert self.driver is not None
         parent = self.hub.parent_of(self.device)
         if parent is not None and parent.connectivity is Connectivity.OFFLINE:
-            self.parent_lost(f"parent device {parent.device.id} is offline")
+            self.parent_lost(parent.device.id, f"parent device {parent.device.id} is offline")
             return  # reached only through the parent: nothing to ask
         try:
             status = await with_timeout(self.hub.settings.command_timeout,
@@ -160,19 +160,19 @@ class DeviceSupervisor:
 
     # -- children follow their parent (a wired line its controller, a receiver its transmitter)
 
-    def parent_lost(self, reason: str) -> None:
+    def parent_lost(self, parent_id: str, reason: str) -> None:
         """The parent went offline: so is this device, whatever it last said."""
         self.last_error = reason
         if self.connectivity is not Connectivity.OFFLINE:
             base = self.status or DeviceStatus()
-            self.report_status(base.model_copy(update={"connectivity": Connectivity.OFFLINE}),
-                               reason=reason)
+            self.hub.apply_status(
+                self, base.model_copy(update={"connectivity": Connectivity.OFFLINE}),
+                reason, via_parent=parent_id)
 
     def parent_back(self) -> None:
-        """The parent is back: ask a polled child at once instead of at its next turn."""
-        if self.driver is not None and type(self.driver).iot_class is IotClass.POLL \
-                and self.hub.poller.job(self.device.id) is not None:
-            self.hub.spawn(self.poll(), name=f"poll:{self.device.id}")
+        """The parent is back: ask a polled child at once instead of at its next turn (the
+        poller skips it if a poll of the child is already under way)."""
+        self.hub.poller.poll_now(self.device.id)
 
     # -- HubLink: what the driver reports -----------------------------------------------------
 
@@ -291,6 +291,8 @@ class Hub:
         await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
                              return_exceptions=True)
         self.supervisors.clear()
+        if self._background:  # short jobs (a firmware update, a child's poll): let them end
+            await asyncio.wait(set(self._background), timeout=5)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -361,7 +363,7 @@ class Hub:
             if child is None:
                 continue
             if current is Connectivity.OFFLINE:
-                child.parent_lost(f"parent device {parent_id} is offline"
+                child.parent_lost(parent_id, f"parent device {parent_id} is offline"
                                   + (f": {reason}" if reason else ""))
             elif previous is Connectivity.OFFLINE:
                 child.parent_back()
@@ -479,7 +481,7 @@ class Hub:
         return status
 
     def apply_status(self, sup: DeviceSupervisor, status: DeviceStatus,
-                     reason: str | None = None) -> None:
+                     reason: str | None = None, *, via_parent: str | None = None) -> None:
         """Take a status reported for a supervised device: state, events, store.
 
         This runs for every heartbeat of every device, so it stays cheap: a status that
@@ -498,7 +500,8 @@ class Hub:
             elif current is Connectivity.ONLINE and previous is not Connectivity.UNKNOWN:
                 sup.log.info("device.online")
             self.bus.publish(ConnectivityEvent(device_id=device.id, area_code=device.area_code,
-                                               previous=previous, current=current, reason=reason))
+                                               previous=previous, current=current, reason=reason,
+                                               via_parent=via_parent))
             if device.id in self._children:
                 self._follow_parent(device.id, current, previous, reason)
         if status.firmware and status.firmware != device.firmware:

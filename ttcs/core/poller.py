@@ -67,6 +67,21 @@ class Poller:
     def job(self, key: str) -> PollJob | None:
         return self._jobs.get(key)
 
+    def poll_now(self, key: str) -> bool:
+        """Run ``key``'s job at once, off its grid (which stays as it was), unless it is
+        already running. Returns whether a run was started."""
+        job = self._jobs.get(key)
+        if job is None or job.running or self._task is None:
+            return False
+        self._launch(job, self._clock())
+        return True
+
+    def _launch(self, job: PollJob, due: float) -> None:
+        job.running = True
+        task = asyncio.create_task(self._poll(job, due))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="poller")
@@ -105,10 +120,7 @@ class Poller:
             if job.running:
                 job.skipped += 1
                 continue
-            job.running = True
-            task = asyncio.create_task(self._poll(job, due))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            self._launch(job, due)
 
     async def _poll(self, job: PollJob, due: float) -> None:
         try:

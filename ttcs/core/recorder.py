@@ -19,6 +19,7 @@ from .events import EventBus
 from .store import Store
 from .store.retry import write_rows
 from .store.tables import DeviceStateRow, EventRow
+from .store.writes import WritesInFlight
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -32,6 +33,7 @@ class StatusWriter:
         self._interval = interval
         self._pending: dict[str, DeviceStatus] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writes = WritesInFlight()
         self.writes = 0
 
     def put(self, device_id: str, status: DeviceStatus) -> None:
@@ -45,13 +47,14 @@ class StatusWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._writes.finish()
         await self.flush()
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await self.flush()
+                await self._writes.run(self.flush())
             except Exception:
                 log.exception("status_writer.flush_failed")
 
@@ -83,6 +86,7 @@ class EventRecorder:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=100_000)
         self._unsubscribe = bus.subscribe(self._take)
         self._task: asyncio.Task[None] | None = None
+        self._writes = WritesInFlight()
         self.dropped = 0
         self.written = 0
 
@@ -103,12 +107,13 @@ class EventRecorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._writes.finish()
         await self._drain()
 
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
-            await self._write([first, *self._take_ready()])
+            await self._writes.run(self._write([first, *self._take_ready()]))
 
     def _take_ready(self) -> list[Event]:
         items: list[Event] = []

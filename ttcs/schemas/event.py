@@ -31,6 +31,9 @@ class ConnectivityEvent(_EventBase):
     previous: Connectivity
     current: Connectivity
     reason: str | None = None
+    #: set when the device went offline only because its parent did (the parent's own
+    #: offline alarm stands for the whole station; the child raises none of its own)
+    via_parent: Identifier | None = None
 
 
 class DeviceDiscoveredEvent(_EventBase):
