@@ -534,6 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor")
     p.add_argument("--action")
 
+    from .core.access.cli import register as register_access
+
+    register_access(sub)  # users, tokens
+
     from .core.schedule.cli import register as register_schedule
 
     register_schedule(sub)

@@ -18,6 +18,7 @@ import structlog
 from pydantic import BaseModel
 
 from ..adapters.errors import with_timeout
+from .access.accounts import Accounts
 from ..adapters.pool import Transports
 from ..schemas import (
     AlarmEvent,
@@ -200,6 +201,7 @@ class Hub:
         self._store: Store | None = None
         self._registry: Registry | None = None
         self._content: ContentLibrary | None = None
+        self._accounts: Accounts | None = None
         self._discoveries: list[Any] = []
         self._status_writer: StatusWriter | None = None
         self._recorder: EventRecorder | None = None
@@ -227,6 +229,13 @@ class Hub:
             raise RuntimeError("hub not opened: call await hub.open() first")
         return self._content
 
+    @property
+    def accounts(self) -> Accounts:
+        """Users and API tokens (see :mod:`ttcs.core.access`)."""
+        if self._accounts is None:
+            raise RuntimeError("hub not opened: call await hub.open() first")
+        return self._accounts
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> Hub:
@@ -238,6 +247,7 @@ class Hub:
                 self._store, self._registry, self.settings, self.plugins)
             self.broadcasts = BroadcastService(self._store, self._registry, self._content,
                                                self.settings.policy_file)
+            self._accounts = Accounts(self._store, self._registry, self.settings.api)
         return self
 
     async def start(self) -> None:
@@ -305,6 +315,7 @@ class Hub:
             self._store = None
             self._registry = None
             self._content = None
+            self._accounts = None
             self.broadcasts = None
 
     async def __aenter__(self) -> Hub:
