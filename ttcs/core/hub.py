@@ -18,7 +18,6 @@ import structlog
 from pydantic import BaseModel
 
 from ..adapters.errors import with_timeout
-from .access.accounts import Accounts
 from ..adapters.pool import Transports
 from ..schemas import (
     AlarmEvent,
@@ -28,20 +27,23 @@ from ..schemas import (
     Connectivity,
     ConnectivityEvent,
     Device,
+    DeviceChanges,
     DeviceDiscoveredEvent,
     DeviceInfo,
     DeviceKind,
+    DeviceSpec,
     DeviceStatus,
     DeviceStatusEvent,
     IotClass,
     PlayEvent,
 )
 from ..schemas.base import fast_id, utcnow
+from .access.accounts import Accounts
 from .config import Settings
 from .content import ContentLibrary
 from .dispatch import Dispatcher, DispatchSettings
 from .driver import DeviceDriver, DriverContext, require_capability
-from .errors import AuthFailed, DeviceError
+from .errors import AuthFailed, DeviceError, InvalidInput
 from .events import EventBus
 from .monitor import Monitor
 from .plugins import PluginManager, default_manager
@@ -53,6 +55,9 @@ from .schedule.service import BroadcastService
 from .store import Store
 
 log = structlog.get_logger("ttcs.hub")
+
+#: commands that present content: only ever built from approved content by the dispatcher
+CONTENT_COMMANDS = frozenset({"play", "show", "sync_schedule"})
 
 #: consecutive failed polls before a poll device is declared offline (degraded before that)
 OFFLINE_AFTER_FAILURES = 3
@@ -439,6 +444,38 @@ class Hub:
                 "type": command.type, "id": command.id, "status": result.status.value,
                 "code": result.code})
         return result
+
+    async def execute_direct(self, device_id: str, command: Command, *, actor: str
+                             ) -> CommandResult:
+        """A command a person sends straight to a device (the API). Commands that present
+        content (play, show, sync_schedule) are refused: what a device presents must be
+        approved content, and that road goes through a broadcast."""
+        if command.type in CONTENT_COMMANDS:
+            raise InvalidInput(f"'{command.type}' commands are not accepted directly: create "
+                               "a broadcast of approved content instead (POST "
+                               "/api/v1/broadcasts)")
+        return await self.execute(device_id, command, actor=actor)
+
+    # -- registering devices while running ----------------------------------------------------
+
+    async def register_device(self, spec: DeviceSpec, actor: str) -> Device:
+        """Probe and register a device, and supervise it at once if the hub is running."""
+        device = await self.registry.add_device(spec, actor)
+        if self.started:
+            await self.supervise(device)
+        return device
+
+    async def update_device(self, device_id: str, changes: DeviceChanges, actor: str
+                            ) -> Device:
+        """Change a device; a running hub restarts its supervision with the new settings."""
+        device = await self.registry.update_device(device_id, changes, actor)
+        if self.started and device_id in self.supervisors:
+            await self.supervise(device)
+        return device
+
+    async def remove_device(self, device_id: str, actor: str) -> None:
+        await self.registry.remove_device(device_id, actor)
+        await self.unsupervise(device_id)
 
     async def dispatch(self, device: Device, command: Command) -> CommandResult:
         """Run ``command`` on ``device`` (capability checked) and publish the result."""

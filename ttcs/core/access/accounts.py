@@ -181,10 +181,12 @@ class Accounts:
         async with self.store.sessions() as s:
             return [_token(r) for r in (await s.execute(query)).scalars()]
 
-    async def revoke_token(self, token_id: str, actor: str) -> ApiToken:
+    async def revoke_token(self, token_id: str, actor: str, *, owner: str | None = None
+                           ) -> ApiToken:
+        """Revoke a token (only one of ``owner``'s, when given)."""
         async with self.store.sessions.begin() as s:
             row = await s.get(ApiTokenRow, token_id)
-            if row is None:
+            if row is None or (owner is not None and row.user_name != owner):
                 raise NotFound(f"no token '{token_id}'")
             if row.revoked_at is None:
                 row.revoked_at = datetime.now(UTC)
@@ -233,9 +235,8 @@ class Accounts:
                                           detail={"source": source, "reason": reason})
             log.warning("auth.login_failed", user=name, source=source)
             raise NotAuthenticated("wrong user name or password")
-        issued = await self.create_token(name, f"user:{name}", label=f"login from {source}",
-                                         days=self.settings.session_hours / 24, kind="session")
-        return issued
+        return await self.create_token(name, f"user:{name}", label=f"login from {source}",
+                                       days=self.settings.session_hours / 24, kind="session")
 
     async def login_refused(self, name: str, source: str, reason: str) -> None:
         """Record a login refused before its password was looked at (rate limit)."""

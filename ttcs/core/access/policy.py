@@ -51,7 +51,7 @@ class Action(StrEnum):
     USER_READ = "user.read"
     USER_WRITE = "user.write"  # users, and tokens of other users
     WEBHOOK_WRITE = "webhook.write"  # webhooks: create, list, delete
-    TOKEN_OWN = "token.own"  # one's own tokens
+    TOKEN_OWN = "token.own"  # one's own tokens  # noqa: S105 (an action name, not a secret)
 
 
 class Reach(StrEnum):

@@ -1,0 +1,1 @@
+"""``/webhooks`` (placeholder until the sender lands)."""
