@@ -181,8 +181,10 @@ def decide(principal: Principal, action: Action, target: Target,
             return Decision(False, f"{', '.join(outside)} is outside this account's area "
                             f"({principal.area_code} and below)")
     if role is Role.VENDOR and action in DEVICE_ACTIONS:
+        # listings carry no plugin (they are narrowed by ListScope.plugins); a single device
+        # always names its own
         foreign = sorted(target.plugins - principal.plugins)
-        if foreign or (action is not Action.EVENT_READ and not target.plugins):
+        if foreign:
             return Decision(False, "a vendor account sees only devices of its own plugins ("
                             f"{', '.join(sorted(principal.plugins))})")
     return Decision(True, "allowed")

@@ -56,6 +56,7 @@ class PluginInfo(Model):
     state: str
     reason: str | None = None
     source: str | None = None
+    distribution: str | None = None
 
 
 class Health(Model):
