@@ -410,10 +410,14 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_spec(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.api.openapi import render
     from .schemas.export import write
 
     for path in write(Path(args.dir)):
         print(path)
+    openapi = Path(args.dir) / "openapi.json"
+    openapi.write_text(render(), encoding="utf-8")
+    print(openapi)
     return 0
 
 
@@ -555,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded broker, the Huế areas and a simulated fleet")
     p.add_argument("--demo-devices", type=int, default=12)
 
-    p = add(sub, "spec", cmd_spec, "write the JSON Schema / AsyncAPI files", json_flag=False)
+    p = add(sub, "spec", cmd_spec, "write the JSON Schema, AsyncAPI and OpenAPI files",
+            json_flag=False)
     p.add_argument("dir", nargs="?", default="docs/spec")
     return parser
 

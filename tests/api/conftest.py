@@ -133,11 +133,11 @@ async def seed(hub: Hub) -> Seeded:
         await content.approve(item.id, approver, "test")
         out.content[place] = item.id
     assert hub.broadcasts is not None
-    for place in PLACES:
+    for place, code in PLACES.items():
         item = out.content["own" if place != "foreign" else "foreign"]
         broadcast = Broadcast(id=new_id("bc"), content_id=item,
                               targets=Targets(devices=[out.devices[place]]))
-        await hub.broadcasts.create(broadcast, "test", owner_area=PLACES[place])
+        await hub.broadcasts.create(broadcast, "test", owner_area=code)
         out.broadcasts[place] = broadcast.id
     return out
 

@@ -130,7 +130,7 @@ BUILDERS: dict[str, Builder] = {
     "list_content": _listing("/content"),
     "add_text": _text,
     "add_file": _file,
-    "get_content": lambda s, place: _content(s, place),
+    "get_content": _content,
     "edit_content": lambda s, place: _content(s, place, json={"issuer": "UBND (edited)"}),
     "submit_content": lambda s, place: _content(s, place, "/submit"),
     "approve_content": lambda s, place: _content(s, place, "/approve"),

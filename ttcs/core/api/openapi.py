@@ -140,9 +140,11 @@ def _operation(ep: Endpoint, n: int, schemas: dict[Any, Any], components: dict[s
         responses[str(ep.status)] = {"description": _STATUS_TEXT.get(ep.status, "OK"),
                                      "content": {ep.produces: {
                                          "schema": schemas[(n, "response")]}}}
-    else:
+    else:  # not described by a model: a JSON document of its own, a file, a stream
         responses[str(ep.status)] = {"description": _STATUS_TEXT.get(ep.status, "OK"),
-                                     "content": {ep.produces: {"schema": {"type": "string"}}}}
+                                     "content": {media: {"schema": {} if
+                                                         media == JSON else {"type": "string"}}
+                                                 for media in (ep.produces, *ep.also_produces)}}
     errors = {422} if (ep.body or ep.query or ep.raw_body) else set()
     if ep.body is not None:
         errors.add(400)

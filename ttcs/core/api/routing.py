@@ -98,6 +98,7 @@ class Endpoint:
     response: type[BaseModel] | TypeAdapter[Any] | None = None
     status: int = 200
     produces: str = JSON
+    also_produces: tuple[str, ...] = ()  # further media types of the success response
     target: TargetOf | None = None
     description: str = ""
     errors: tuple[int, ...] = ()

@@ -90,7 +90,8 @@ async def list_plays(call: Call) -> Page[PlayLogEntry]:
 
 @endpoint("GET", "/playlog/export", tag="reports", action=Action.REPORT_READ,
           summary="Export proof of play as CSV or JSON (every matching row)",
-          query=PlayExportQuery, produces="text/csv", target=query_area)
+          query=PlayExportQuery, produces="text/csv", also_produces=("application/json",),
+          target=query_area)
 async def export_plays(call: Call) -> web.StreamResponse:
     q: PlayExportQuery = call.query
     where = await _filter(call, q)
