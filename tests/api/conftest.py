@@ -50,6 +50,7 @@ class Seeded:
     broadcasts: dict[str, str] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # token ids of those users
+    webhooks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,6 +167,12 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[ApiRig]:
     tokens = await make_users(hub)
     runner, url = await start_http(hub)
     async with aiohttp.ClientSession() as session:
-        yield ApiRig(hub, url, runner, session, tokens, seeded)
+        rig = ApiRig(hub, url, runner, session, tokens, seeded)
+        for place, code in PLACES.items():
+            status, made, _ = await rig.as_("root").post("/webhooks", json={
+                "url": "http://127.0.0.1:9/hook", "area_code": code})
+            assert status == 201, made
+            seeded.webhooks[place] = made["webhook"]["id"]
+        yield rig
     await runner.cleanup()
     await hub.stop()

@@ -19,11 +19,11 @@ from ..access.ratelimit import RateLimiter
 from ..errors import NotAuthenticated, RateLimited
 from .problems import problem_middleware
 from .routing import ENDPOINTS, PREFIX, make_handler
+from .webhooks import WebhookService
 
 if TYPE_CHECKING:
     from ..hub import Hub
     from ..schedule.service import BroadcastService
-    from .webhooks import WebhookSender  # type: ignore[import-not-found]
 
 log = structlog.get_logger("ttcs.api")
 
@@ -40,7 +40,7 @@ class ApiService:
         self.broadcasts_by_address = RateLimiter(api.broadcasts_per_address)
         self._proxies = [ip_network(p, strict=False) for p in api.trusted_proxies]
         self.anonymous = Principal(name="anonymous", role=Role.VENDOR, area_code="-")
-        self.webhooks: WebhookSender | None = None
+        self.webhooks = WebhookService(hub.store, hub.bus, api)
         self.stream_clients = 0
         self.closing = asyncio.Event()  # set at shutdown: event streams end
         self._openapi: str | None = None
@@ -110,11 +110,20 @@ class ApiService:
         app[API_KEY] = self
         for ep in ENDPOINTS:
             app.router.add_route(ep.method, ep.path, make_handler(self, ep))
+        app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._cleanup)
         return app
+
+    async def _startup(self, _: web.Application) -> None:
+        if self.hub.started:  # deliveries need the running hub's events
+            self.webhooks.start()
 
     async def _shutdown(self, _: web.Application) -> None:
         self.closing.set()
+
+    async def _cleanup(self, _: web.Application) -> None:
+        await self.webhooks.stop()
 
 
 def mount(app: web.Application, hub: Hub) -> ApiService:
