@@ -5,6 +5,7 @@ and by the API."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -84,7 +85,7 @@ async def test_an_operator_commands_its_own_commune_and_is_refused_another_and_b
         code = await asyncio.to_thread(main, ["audit", "verify"])
         out = capsys.readouterr().out
     finally:
-        configure(level="warning")
+        configure(level="warning", stream=sys.__stderr__)
     assert code == 1
     assert "TAMPERED" in out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     monkeypatch.delenv("TTCS_DATABASE_URL", raising=False)
     monkeypatch.delenv("TTCS_URL", raising=False)
     yield capsys
-    configure(level="warning")
+    configure(level="warning", stream=sys.__stderr__)
 
 
 async def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -76,6 +77,31 @@ async def test_devices_list_and_command_over_the_api_match_the_local_store(
     assert sim.volume == 33
     entries = await rig.hub.store.audit.entries(action="device.command")
     assert entries[0].actor == "user:ops"
+
+
+async def test_audit_verify_over_the_api_finds_an_edited_entry_like_the_local_one(
+        running: tuple[SpeakerRig, str, Path], cli: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from ttcs.core.store.tables import AuditRow
+
+    rig, url, _ = running
+    await rig.hub.accounts.add_user(UserSpec(name="root-auditor", role=Role.AUDITOR), "test")
+    token_file = tmp_path / "auditor-token"
+    token_file.write_text((await rig.hub.accounts.create_token("root-auditor", "test")).token)
+    monkeypatch.setenv("TTCS_TOKEN_FILE", str(token_file))
+    results = []
+    for _ in range(2):
+        results.append((await run(cli, "audit", "verify"),
+                        await run(cli, "--url", url, "audit", "verify")))
+        async with rig.hub.store.sessions.begin() as s:
+            await s.execute(update(AuditRow).where(AuditRow.seq == 2).values(actor="mallory"))
+    (intact_local, intact_remote), (edited_local, edited_remote) = results
+    assert intact_local == intact_remote and intact_local[0] == 0
+    assert "hash chain verified" in intact_local[1]
+    assert edited_local == edited_remote == (1, edited_local[1], "")
+    assert "TAMPERED at entry 2" in edited_local[1]
 
 
 async def test_broadcast_create_over_the_api_matches_the_local_store(
