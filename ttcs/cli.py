@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
+from .cli_backend import Backend, with_backend
 from .core.config import Settings, load_settings
 from .core.errors import TTCSError
 from .core.hub import Hub
@@ -180,17 +182,28 @@ async def cmd_areas_import(args: argparse.Namespace, settings: Settings) -> int:
     return await with_hub(settings, work)
 
 
+def remote(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command that also works against a running hub (``--url``)."""
+    REMOTE.add(handler)
+    return handler
+
+
+#: commands that can run over the API (see :mod:`ttcs.cli_backend`)
+REMOTE: set[Callable[..., Any]] = set()
+
+
+@remote
 async def cmd_areas_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(hub: Hub) -> int:
-        areas = await hub.registry.list_areas(parent=args.parent, type_=args.type,
-                                              under=args.under)
+    async def work(backend: Backend) -> int:
+        areas = await backend.list_areas(parent=args.parent, type_=args.type,
+                                         under=args.under)
         if args.json:
             emit_json(areas)
         else:
             emit_table([a.model_dump() for a in areas], ["code", "name", "type", "parent_code"])
         return 0
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
 async def cmd_areas_merge(args: argparse.Namespace, settings: Settings) -> int:
@@ -223,46 +236,50 @@ async def cmd_devices_add(args: argparse.Namespace, settings: Settings) -> int:
     return await with_hub(settings, work)
 
 
+@remote
 async def cmd_devices_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(hub: Hub) -> int:
-        devices = await hub.registry.list_devices(
+    async def work(backend: Backend) -> int:
+        devices = await backend.list_devices(
             area=args.area, kind=args.kind, plugin=args.plugin, group=args.group,
             connectivity=args.connectivity, search=args.search, limit=args.limit,
             offset=args.offset)
         if args.json:
             emit_json(devices)
             return 0
-        states = await hub.registry.connectivity_of([d.id for d in devices])
+        states = await backend.connectivity_of([d.id for d in devices])
         emit_table([{**d.model_dump(), "connectivity": states.get(d.id)} for d in devices],
                    ["id", "kind", "plugin", "serial", "firmware", "area_code", "connectivity"])
         return 0
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
+@remote
 async def cmd_devices_show(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(hub: Hub) -> int:
-        device = await hub.registry.get_device(args.id)
-        status = await hub.registry.get_status(args.id)
+    async def work(backend: Backend) -> int:
+        device = await backend.get_device(args.id)
+        status = await backend.stored_status(args.id)
         emit_json({"device": device, "last_status": status})
         return 0
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
+@remote
 async def cmd_devices_remove(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(hub: Hub) -> int:
-        await hub.registry.remove_device(args.id, actor())
+    async def work(backend: Backend) -> int:
+        await backend.remove_device(args.id, actor())
         print(f"removed {args.id}")
         return 0
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
+@remote
 async def cmd_devices_status(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(hub: Hub) -> int:
-        status = (await hub.registry.get_status(args.id) if args.cached
-                  else await hub.read_status(args.id))
+    async def work(backend: Backend) -> int:
+        status = (await backend.stored_status(args.id) if args.cached
+                  else await backend.live_status(args.id))
         if args.json:
             emit_json(status)
         else:
@@ -272,17 +289,18 @@ async def cmd_devices_status(args: argparse.Namespace, settings: Settings) -> in
                     print(f"{key:13} {value}")
         return 0
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
+@remote
 async def cmd_devices_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         command = parse_command(args.command)
     except ValidationError as exc:
         raise CliError(f"bad command: {explain(exc)}") from exc
 
-    async def work(hub: Hub) -> int:
-        result = await hub.execute(args.id, command, actor=actor())
+    async def work(backend: Backend) -> int:
+        result = await backend.execute(args.id, command, actor())
         if args.json:
             emit_json(result)
         else:
@@ -290,7 +308,7 @@ async def cmd_devices_command(args: argparse.Namespace, settings: Settings) -> i
             print(f"{command.type}: {result.status.value} ({result.code}){detail}")
         return 0 if result.ok else EXIT_ERROR
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
 async def cmd_devices_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -375,18 +393,20 @@ async def cmd_groups_members(args: argparse.Namespace, settings: Settings) -> in
     return await with_hub(settings, work)
 
 
+@remote
 async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(hub: Hub) -> int:
-        result = await hub.store.audit.verify()
+    async def work(backend: Backend) -> int:
+        result = await backend.verify_audit()
         if args.json:
-            emit_json(result.__dict__)
-        elif result.ok:
-            print(f"audit log intact: {result.entries} entries, hash chain verified")
+            emit_json(result)
+        elif result["ok"]:
+            print(f"audit log intact: {result['entries']} entries, hash chain verified")
         else:
-            print(f"audit log TAMPERED at entry {result.first_bad_seq}: {result.reason}")
-        return 0 if result.ok else EXIT_ERROR
+            print(f"audit log TAMPERED at entry {result['first_bad_seq']}: "
+                  f"{result['reason']}")
+        return 0 if result["ok"] else EXIT_ERROR
 
-    return await with_hub(settings, work)
+    return await with_backend(settings, args.url, work)
 
 
 async def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -410,10 +430,14 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_spec(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.api.openapi import render
     from .schemas.export import write
 
     for path in write(Path(args.dir)):
         print(path)
+    openapi = Path(args.dir) / "openapi.json"
+    openapi.write_text(render(), encoding="utf-8")
+    print(openapi)
     return 0
 
 
@@ -444,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ttcs-hub {__version__}")
     parser.add_argument("--settings", dest="settings_file", metavar="FILE",
                         help="settings file (YAML); env TTCS_* overrides it (or TTCS_CONFIG)")
+    parser.add_argument("--url", default=os.environ.get("TTCS_URL") or None,
+                        help="talk to the hub running at URL (its API) instead of the local "
+                        "store; token from TTCS_TOKEN_FILE or TTCS_TOKEN (env TTCS_URL)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
 
     plugins = group(sub, "plugins", "installed plugins")
@@ -534,6 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor")
     p.add_argument("--action")
 
+    from .core.access.cli import register as register_access
+
+    register_access(sub)  # users, tokens
+
     from .core.schedule.cli import register as register_schedule
 
     register_schedule(sub)
@@ -551,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded broker, the Huế areas and a simulated fleet")
     p.add_argument("--demo-devices", type=int, default=12)
 
-    p = add(sub, "spec", cmd_spec, "write the JSON Schema / AsyncAPI files", json_flag=False)
+    p = add(sub, "spec", cmd_spec, "write the JSON Schema, AsyncAPI and OpenAPI files",
+            json_flag=False)
     p.add_argument("dir", nargs="?", default="docs/spec")
     return parser
 
@@ -563,6 +595,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if args.url and args.handler not in REMOTE:
+            raise CliError(f"ttcs {args.group} {getattr(args, 'cmd', '')} works on the hub's "
+                           "machine only (without --url / TTCS_URL)")
         overrides: dict[str, Any] = {}
         if args.handler is cmd_serve:
             overrides = {"api_host": args.host, "api_port": args.port,

@@ -141,3 +141,11 @@ def test_asyncapi_document_names_every_native_topic() -> None:
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {native.topic("{serial}", leaf)
                          for leaf in ("birth", "conn", "status", "event", "ack", "cmd")}
+
+
+def test_published_openapi_document_matches_the_endpoints() -> None:
+    """docs/spec/openapi.json is generated from the API's endpoints and models (`make spec`)."""
+    from ttcs.core.api.openapi import render as render_openapi
+
+    on_disk = (SPEC_DIR / "openapi.json").read_text(encoding="utf-8")
+    assert on_disk == render_openapi(), "run `make spec`: openapi.json differs from the API"

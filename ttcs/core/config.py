@@ -50,6 +50,40 @@ class AlarmSettings(BaseModel):
                                   "time-based conditions (offline too long, debounce)")
 
 
+class Rate(BaseModel):
+    """``count`` attempts per ``seconds`` (bursts up to ``count``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+
+
+class ApiSettings(BaseModel):
+    """The northbound API: tokens, rate limits, event stream, webhooks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_days: float = Field(default=90, gt=0, description="default validity of API tokens")
+    session_hours: float = Field(default=12, gt=0, description="validity of a login's token")
+    login_per_account: Rate = Field(default_factory=lambda: Rate(count=5, seconds=60),
+                                    description="login attempts per user name")
+    login_per_address: Rate = Field(default_factory=lambda: Rate(count=20, seconds=60),
+                                    description="login attempts (and bad tokens) per source "
+                                    "address")
+    broadcasts_per_account: Rate = Field(default_factory=lambda: Rate(count=30, seconds=60))
+    broadcasts_per_address: Rate = Field(default_factory=lambda: Rate(count=60, seconds=60))
+    stream_queue: int = Field(default=1000, ge=1, description="events buffered per event-"
+                              "stream client; a client that falls this far behind is dropped")
+    webhook_timeout: float = Field(default=10.0, gt=0, description="seconds per delivery")
+    webhook_attempts: int = Field(default=12, ge=1, description="deliveries tried before an "
+                                  "event is given up for a webhook")
+    webhook_backoff: float = Field(default=2.0, gt=0, description="seconds before the first "
+                                   "retry; doubles per attempt (with jitter), at most 1 h")
+    trusted_proxies: list[str] = Field(default_factory=list, description="addresses of "
+                                       "reverse proxies whose X-Forwarded-For is believed")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +95,11 @@ class Settings(BaseModel):
                                   "listening on mqtt_url's host and port")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
+    tls_cert: str | None = Field(default=None, description="PEM certificate (chain) for the "
+                                 "API: a path, or the PEM itself (TTCS_TLS_CERT_FILE)")
+    tls_key: str | None = Field(default=None, description="PEM private key for the API: a "
+                                "path, or the PEM itself (TTCS_TLS_KEY_FILE)")
+    api: ApiSettings = Field(default_factory=ApiSettings)
     hub_id: str = "hub"
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -107,6 +146,8 @@ _ENV = {
     "TTCS_EMBEDDED_BROKER": "embedded_broker",
     "TTCS_API_HOST": "api_host",
     "TTCS_API_PORT": "api_port",
+    "TTCS_TLS_CERT": "tls_cert",
+    "TTCS_TLS_KEY": "tls_key",
     "TTCS_HUB_ID": "hub_id",
     "TTCS_LOG_FORMAT": "log_format",
     "TTCS_LOG_LEVEL": "log_level",

@@ -135,3 +135,26 @@ class InvalidInput(TTCSError):
 
 class ConfigError(TTCSError):
     """The hub's own configuration is wrong."""
+
+
+# -- access control: the northbound API and its accounts --------------------------------------
+
+
+class AccessError(TTCSError):
+    """A request was refused by access control."""
+
+
+class NotAuthenticated(AccessError):
+    """No valid credentials: a missing, unknown, expired or revoked token, or a bad password."""
+
+
+class AccessDenied(AccessError):
+    """The caller is known but their role or area scope does not allow this."""
+
+
+class RateLimited(AccessError):
+    """Too many attempts; ``retry_after`` says in how many seconds to try again."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -26,6 +26,7 @@ class Stream:
     queue: asyncio.Queue[Event]
     types: frozenset[str] | None
     dropped: int = 0
+    overflow: Callable[[], None] | None = None  # told when this stream loses an event
 
 
 @dataclass
@@ -41,10 +42,13 @@ class EventBus:
         return lambda: self.callbacks.remove(callback) if callback in self.callbacks else None
 
     @contextlib.asynccontextmanager
-    async def stream(self, *, types: set[str] | None = None, maxsize: int = 10_000
+    async def stream(self, *, types: set[str] | None = None, maxsize: int = 10_000,
+                     overflow: Callable[[], None] | None = None
                      ) -> AsyncIterator[asyncio.Queue[Event]]:
-        """A bounded queue receiving events (optionally only these ``types``) while open."""
-        stream = Stream(asyncio.Queue(maxsize), frozenset(types) if types else None)
+        """A bounded queue receiving events (optionally only these ``types``) while open.
+        ``overflow()`` is called (once per lost event) when it is full and drops one."""
+        stream = Stream(asyncio.Queue(maxsize), frozenset(types) if types else None,
+                        overflow=overflow)
         self.streams.append(stream)
         try:
             yield stream.queue
@@ -68,4 +72,9 @@ class EventBus:
                     stream.queue.get_nowait()
                 stream.dropped += 1
                 self.dropped += 1
+                if stream.overflow is not None:
+                    try:
+                        stream.overflow()
+                    except Exception:
+                        log.exception("events.overflow_callback_failed")
             stream.queue.put_nowait(event)

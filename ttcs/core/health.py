@@ -489,7 +489,7 @@ class AlarmLog:
 
     async def list(self, *, active: bool = False, area: str | None = None,
                    device_id: str | None = None, code: str | None = None,
-                   limit: int | None = 200) -> list[Alarm]:
+                   limit: int | None = 200, offset: int = 0) -> list[Alarm]:
         """Newest first; ``active`` for only those not cleared; ``area`` covers its subtree."""
         query = select(AlarmRow).order_by(AlarmRow.raised_at.desc(), AlarmRow.id)
         if active:
@@ -502,6 +502,7 @@ class AlarmLog:
             query = query.where(AlarmRow.code == code)
         if limit is not None:
             query = query.limit(limit)
+        query = query.offset(offset)
         async with self._store.sessions() as s:
             rows = (await s.execute(query)).scalars()
             return [Alarm(id=r.id, device_id=r.device_id, area_code=r.area_code, code=r.code,

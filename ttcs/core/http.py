@@ -40,17 +40,32 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def build_app(hub: Hub) -> web.Application:
+    from .api import mount
+    from .api.security import security_headers
+
     app = web.Application()
     app[HUB_KEY] = hub
     app.router.add_get("/healthz", healthz)
     add_content_routes(app, hub.content)
     app.router.add_get("/metrics", metrics)
+    mount(app, hub)
+    app.on_response_prepare.append(security_headers)
     return app
 
 
 async def start_http(hub: Hub) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(build_app(hub), access_log=None)
+    """Serve the hub's HTTP application (TLS when a certificate is configured); returns the
+    runner and the base URL (with the port actually bound, so port 0 works)."""
+    from .api.security import server_tls
+
+    tls = server_tls(hub.settings)
+    runner = web.AppRunner(build_app(hub), access_log=None, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, hub.settings.api_host, hub.settings.api_port)
+    site = web.TCPSite(runner, hub.settings.api_host, hub.settings.api_port, ssl_context=tls)
     await site.start()
-    return runner, f"http://{hub.settings.api_host}:{hub.settings.api_port}"
+    port = hub.settings.api_port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        port = server.sockets[0].getsockname()[1]
+    host = hub.settings.api_host
+    return runner, f"{'https' if tls else 'http'}://{host}:{port}"

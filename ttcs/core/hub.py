@@ -27,20 +27,23 @@ from ..schemas import (
     Connectivity,
     ConnectivityEvent,
     Device,
+    DeviceChanges,
     DeviceDiscoveredEvent,
     DeviceInfo,
     DeviceKind,
+    DeviceSpec,
     DeviceStatus,
     DeviceStatusEvent,
     IotClass,
     PlayEvent,
 )
 from ..schemas.base import fast_id, utcnow
+from .access.accounts import Accounts
 from .config import Settings
 from .content import ContentLibrary
 from .dispatch import Dispatcher, DispatchSettings
 from .driver import DeviceDriver, DriverContext, require_capability
-from .errors import AuthFailed, DeviceError, PermanentDeviceError
+from .errors import AuthFailed, DeviceError, InvalidInput, PermanentDeviceError
 from .events import EventBus
 from .monitor import Monitor
 from .plugins import PluginManager, default_manager
@@ -52,6 +55,9 @@ from .schedule.service import BroadcastService
 from .store import Store
 
 log = structlog.get_logger("ttcs.hub")
+
+#: commands that present content: only ever built from approved content by the dispatcher
+CONTENT_COMMANDS = frozenset({"play", "show", "sync_schedule"})
 
 #: consecutive failed polls before a poll device is declared offline (degraded before that)
 OFFLINE_AFTER_FAILURES = 3
@@ -205,6 +211,7 @@ class Hub:
         self._store: Store | None = None
         self._registry: Registry | None = None
         self._content: ContentLibrary | None = None
+        self._accounts: Accounts | None = None
         self._discoveries: list[Any] = []
         self._status_writer: StatusWriter | None = None
         self._recorder: EventRecorder | None = None
@@ -232,6 +239,13 @@ class Hub:
             raise RuntimeError("hub not opened: call await hub.open() first")
         return self._content
 
+    @property
+    def accounts(self) -> Accounts:
+        """Users and API tokens (see :mod:`ttcs.core.access`)."""
+        if self._accounts is None:
+            raise RuntimeError("hub not opened: call await hub.open() first")
+        return self._accounts
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> Hub:
@@ -243,6 +257,7 @@ class Hub:
                 self._store, self._registry, self.settings, self.plugins)
             self.broadcasts = BroadcastService(self._store, self._registry, self._content,
                                                self.settings.policy_file)
+            self._accounts = Accounts(self._store, self._registry, self.settings.api)
         return self
 
     async def start(self) -> None:
@@ -312,6 +327,7 @@ class Hub:
             self._store = None
             self._registry = None
             self._content = None
+            self._accounts = None
             self.broadcasts = None
 
     async def __aenter__(self) -> Hub:
@@ -460,6 +476,38 @@ class Hub:
                 "type": command.type, "id": command.id, "status": result.status.value,
                 "code": result.code})
         return result
+
+    async def execute_direct(self, device_id: str, command: Command, *, actor: str
+                             ) -> CommandResult:
+        """A command a person sends straight to a device (the API). Commands that present
+        content (play, show, sync_schedule) are refused: what a device presents must be
+        approved content, and that road goes through a broadcast."""
+        if command.type in CONTENT_COMMANDS:
+            raise InvalidInput(f"'{command.type}' commands are not accepted directly: create "
+                               "a broadcast of approved content instead (POST "
+                               "/api/v1/broadcasts)")
+        return await self.execute(device_id, command, actor=actor)
+
+    # -- registering devices while running ----------------------------------------------------
+
+    async def register_device(self, spec: DeviceSpec, actor: str) -> Device:
+        """Probe and register a device, and supervise it at once if the hub is running."""
+        device = await self.registry.add_device(spec, actor)
+        if self.started:
+            await self.supervise(device)
+        return device
+
+    async def update_device(self, device_id: str, changes: DeviceChanges, actor: str
+                            ) -> Device:
+        """Change a device; a running hub restarts its supervision with the new settings."""
+        device = await self.registry.update_device(device_id, changes, actor)
+        if self.started and device_id in self.supervisors:
+            await self.supervise(device)
+        return device
+
+    async def remove_device(self, device_id: str, actor: str) -> None:
+        await self.registry.remove_device(device_id, actor)
+        await self.unsupervise(device_id)
 
     async def dispatch(self, device: Device, command: Command) -> CommandResult:
         """Run ``command`` on ``device`` (capability checked) and publish the result."""

@@ -266,10 +266,10 @@ class PlayLog:
             skewed=row.clock_skew is not None and abs(row.clock_skew) > self._tolerance,
             detail=row.detail, event_id=row.event_id)
 
-    async def entries(self, where: PlayFilter | None = None, *, limit: int | None = None
-                      ) -> list[PlayLogEntry]:
-        """Matching entries in time order (at most ``limit``)."""
-        query = self._select(where or PlayFilter())
+    async def entries(self, where: PlayFilter | None = None, *, limit: int | None = None,
+                      offset: int = 0) -> list[PlayLogEntry]:
+        """Matching entries in time order (at most ``limit``, after skipping ``offset``)."""
+        query = self._select(where or PlayFilter()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         async with self._store.sessions() as s:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import Select, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from ..schemas import (
     Area,
     Connectivity,
     Device,
+    DeviceChanges,
     DeviceInfo,
     DeviceKind,
     DeviceSpec,
@@ -34,6 +35,7 @@ from ..schemas import (
     Location,
 )
 from ..schemas.errors import explain
+from .areascope import covered_areas
 from .errors import Conflict, InvalidInput, NotFound, UnknownPlugin
 from .plugins import PluginManager
 from .store import Store
@@ -125,8 +127,11 @@ class Registry:
         return created, updated
 
     async def list_areas(self, *, parent: str | None = None, type_: str | None = None,
-                         under: str | None = None, include_merged: bool = False) -> list[Area]:
-        query = select(AreaRow).order_by(AreaRow.code)
+                         under: str | None = None, include_merged: bool = False,
+                         limit: int | None = None, offset: int = 0) -> list[Area]:
+        query = select(AreaRow).order_by(AreaRow.code).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         if parent is not None:
             query = query.where(AreaRow.parent_code == parent)
         if type_ is not None:
@@ -134,7 +139,7 @@ class Registry:
         if not include_merged:
             query = query.where(AreaRow.merged_into.is_(None))
         if under is not None:
-            query = query.where(AreaRow.code.in_(await self.subtree(under)))
+            query = query.where(AreaRow.code.in_(self._subtree_query(under)))
         async with self.store.sessions() as s:
             return [_area(r) for r in (await s.execute(query)).scalars()]
 
@@ -145,11 +150,15 @@ class Registry:
             raise NotFound(f"no area with code '{code}' (see `ttcs areas list`)")
         return _area(row)
 
-    async def subtree(self, code: str, session: AsyncSession | None = None) -> set[str]:
-        """``code`` and every area below it (recursive query; any depth)."""
+    @staticmethod
+    def _subtree_query(code: str) -> Select[Any]:
         tree = select(AreaRow.code).where(AreaRow.code == code).cte("tree", recursive=True)
         tree = tree.union_all(select(AreaRow.code).where(AreaRow.parent_code == tree.c.code))
-        query = select(tree.c.code)
+        return select(tree.c.code)
+
+    async def subtree(self, code: str, session: AsyncSession | None = None) -> set[str]:
+        """``code`` and every area below it (recursive query; any depth)."""
+        query = self._subtree_query(code)
         if session is not None:
             return set((await session.execute(query)).scalars())
         async with self.store.sessions() as s:
@@ -341,8 +350,10 @@ class Registry:
     async def list_devices(self, *, area: str | None = None, kind: str | None = None,
                            plugin: str | None = None, group: str | None = None,
                            connectivity: str | None = None, search: str | None = None,
-                           limit: int | None = None, offset: int = 0) -> list[Device]:
-        """Devices matching every given filter; ``area`` includes everything below it."""
+                           limit: int | None = None, offset: int = 0,
+                           plugins: Iterable[str] | None = None) -> list[Device]:
+        """Devices matching every given filter; ``area`` includes everything below it;
+        ``plugins`` keeps devices of any of these plugins."""
         query = select(DeviceRow).order_by(DeviceRow.id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
@@ -354,6 +365,8 @@ class Registry:
             query = query.where(DeviceRow.kind == kind)
         if plugin is not None:
             query = query.where(DeviceRow.plugin == plugin)
+        if plugins is not None:
+            query = query.where(DeviceRow.plugin.in_(sorted(plugins)))
         if group is not None:
             query = query.where(DeviceRow.id.in_(select(DeviceGroupRow.device_id).where(
                 DeviceGroupRow.group_id == group)))
@@ -375,6 +388,16 @@ class Registry:
                     groups.setdefault(dev, []).append(grp)
         return [self._device(r, sorted(groups.get(r.id, []))) for r in rows]
 
+    async def areas_of_devices(self, device_ids: Sequence[str]) -> set[str]:
+        """The areas the given devices are in (looked up in chunks)."""
+        found: set[str] = set()
+        async with self.store.sessions() as s:
+            for start in range(0, len(device_ids), 500):
+                found |= set((await s.execute(select(DeviceRow.area_code).where(
+                    DeviceRow.id.in_(list(device_ids[start:start + 500]))).distinct()
+                    )).scalars())
+        return found
+
     async def remove_device(self, device_id: str, actor: str) -> None:
         async with self.store.sessions.begin() as s:
             row = await s.get(DeviceRow, device_id)
@@ -390,6 +413,50 @@ class Registry:
             await s.delete(row)
             await self.store.audit.record(actor, "device.remove", device_id, session=s,
                                           detail={"serial": row.serial, "plugin": row.plugin})
+
+    async def update_device(self, device_id: str, changes: DeviceChanges, actor: str
+                            ) -> Device:
+        """Rename, move (area, village), relocate or reconfigure a registered device; its
+        identity (serial, vendor) never changes. A new config is validated by the plugin."""
+        current = await self.get_device(device_id)
+        given = changes.model_dump(exclude_unset=True)
+        if not given:
+            return current
+        config: dict[str, Any] = dict(current.config)
+        if changes.config is not None:
+            config = {**config, **changes.config}
+        placement = DeviceSpec(plugin=current.plugin, kind=current.kind,
+                               area_code=changes.area_code or current.area_code,
+                               village_code=given.get("village_code", current.village_code),
+                               parent_id=current.parent_id, config={})
+        await self._check_placement(placement)
+        validated = self.validate_config(current.plugin, current.kind, config)
+        public, secret = _split_secrets(validated)
+        async with self.store.sessions.begin() as s:
+            row = await s.get(DeviceRow, device_id)
+            if row is None:
+                raise NotFound(f"no device '{device_id}'")
+            if "name" in given and changes.name:
+                row.name = changes.name
+            row.area_code, row.village_code = placement.area_code, placement.village_code
+            if "location" in given:
+                row.location = changes.location.model_dump() if changes.location else None
+            if changes.config is not None:
+                row.config = public
+                row.secrets = self.store.secrets.seal(secret) if secret else None
+            await self.store.audit.record(actor, "device.update", device_id, session=s,
+                                          detail={"changed": sorted(given)})
+        return await self.get_device(device_id)
+
+    async def get_group(self, group_id: str) -> tuple[Group, int]:
+        async with self.store.sessions() as s:
+            row = await s.get(GroupRow, group_id)
+            if row is None:
+                raise NotFound(f"no group '{group_id}' (see `ttcs groups list`)")
+            count = (await s.execute(select(func.count()).where(
+                DeviceGroupRow.group_id == group_id))).scalar()
+        return Group(id=row.id, name=row.name, area_code=row.area_code,
+                     description=row.description), int(count or 0)
 
     async def update_identity(self, device_id: str, info: DeviceInfo) -> None:
         """Record a new firmware (or address) reported by a device whose serial is unchanged."""
@@ -607,11 +674,19 @@ class Registry:
             await self.store.audit.record(actor, "group.create", group.id, session=s)
         return group
 
-    async def list_groups(self) -> list[tuple[Group, int]]:
+    async def list_groups(self, *, area: str | None = None, limit: int | None = None,
+                          offset: int = 0) -> list[tuple[Group, int]]:
+        """Groups with their device counts; ``area`` keeps groups owned by it or below it
+        (areas merged into those included)."""
+        query = select(GroupRow).order_by(GroupRow.id).offset(offset)
+        if area is not None:
+            query = query.where(GroupRow.area_code.in_(covered_areas(area)))
+        if limit is not None:
+            query = query.limit(limit)
         async with self.store.sessions() as s:
             counts = dict((await s.execute(select(DeviceGroupRow.group_id, func.count())
                                            .group_by(DeviceGroupRow.group_id))).all())
-            rows = (await s.execute(select(GroupRow).order_by(GroupRow.id))).scalars()
+            rows = (await s.execute(query)).scalars()
             return [(Group(id=r.id, name=r.name, area_code=r.area_code,
                            description=r.description), int(counts.get(r.id, 0))) for r in rows]
 

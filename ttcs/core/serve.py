@@ -55,6 +55,7 @@ def _banner(hub: Hub, api_url: str, control_url: str | None) -> None:
         "",
         "TTCS Hub is running.",
         f"  health      {api_url}/healthz",
+        f"  API         {api_url}/api/v1 (reference: {api_url}/api/v1/docs)",
         f"  database    {redact_url(hub.settings.database)}",
         f"  MQTT        {redact_url(hub.settings.mqtt_url)}"
         + (" (embedded broker)" if hub.settings.embedded_broker else ""),
@@ -66,6 +67,8 @@ def _banner(hub: Hub, api_url: str, control_url: str | None) -> None:
         f"  .venv/bin/ttcs devices command {some} '{{\"type\": \"set_volume\", \"volume\": 40}}'",
         "  .venv/bin/ttcs areas list --parent 46",
         "  .venv/bin/ttcs audit verify",
+        "  .venv/bin/ttcs users add admin --role administrator && "
+        ".venv/bin/ttcs tokens create admin   # an API token",
     ]
     if control_url:
         lines += [

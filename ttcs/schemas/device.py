@@ -127,6 +127,22 @@ class DeviceSpec(Model):
         return _mask_secrets(config)
 
 
+class DeviceChanges(Model):
+    """What may change on a registered device (identity never does). Only the fields given
+    change; ``config`` is merged into the current config."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    area_code: Identifier | None = None
+    village_code: Identifier | None = None
+    location: Location | None = None
+    config: dict[str, Any] | None = Field(default=None, description="settings to change; "
+                                          "validated against the plugin's config schema")
+
+    @field_serializer("config")
+    def _ser_config(self, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if config is None else _mask_secrets(config)
+
+
 class Device(Model):
     """A registered device. ``config`` secrets are ``SecretStr`` and serialise masked."""
 

@@ -20,7 +20,9 @@ from .service import BroadcastService, new_broadcast_id
 
 
 def register(sub: Any) -> None:
-    from ...cli import add, group
+    from ...cli import REMOTE, add, group
+
+    REMOTE.update({cmd_create, cmd_list, cmd_cancel})
 
     broadcast = group(sub, "broadcast", "broadcasts: create, list, cancel, decide")
     p = add(broadcast, "create", cmd_create, "create a broadcast (refused if it breaks policy)")
@@ -90,7 +92,8 @@ def _when(text: str | None) -> datetime | None:
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> Any:
-    from ...cli import actor, emit_json, with_hub
+    from ...cli import actor, emit_json
+    from ...cli_backend import Backend, with_backend
 
     try:
         if args.rrule:
@@ -108,28 +111,27 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> Any:
     except ValidationError as exc:
         raise InvalidInput(explain(exc)) from exc
 
-    async def work(hub: Hub) -> int:
-        plan = await _service(hub).create(broadcast, actor(), owner_area=args.owner)
-        summary = {"id": broadcast.id, "level": plan.broadcast.level, "devices": len(
-            plan.devices), "seconds": plan.seconds, "offers": {
-            c: state for c, (state, _) in plan.offers.items()}}
+    async def work(backend: Backend) -> int:
+        summary = await backend.create_broadcast(broadcast, actor(), args.owner)
         if args.json:
             emit_json(summary)
         else:
-            waiting = [c for c, (st, _) in plan.offers.items() if st == "offered"]
-            print(f"broadcast {broadcast.id}: {plan.broadcast.level} to {len(plan.devices)} "
-                  f"device(s) in {len(plan.offers)} commune(s)"
+            offers = summary["offers"]
+            waiting = [c for c, st in offers.items() if st == "offered"]
+            print(f"broadcast {summary['id']}: {summary['level']} to {summary['devices']} "
+                  f"device(s) in {len(offers)} commune(s)"
                   + (f"; waiting for {len(waiting)} commune(s) to accept" if waiting else ""))
         return 0
 
-    return with_hub(settings, work)
+    return with_backend(settings, args.url, work)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> Any:
-    from ...cli import emit_json, emit_table, with_hub
+    from ...cli import emit_json, emit_table
+    from ...cli_backend import Backend, with_backend
 
-    async def work(hub: Hub) -> int:
-        items = await _service(hub).list_broadcasts(state=args.state, limit=args.limit)
+    async def work(backend: Backend) -> int:
+        items = await backend.list_broadcasts(state=args.state, limit=args.limit)
         if args.json:
             emit_json(items)
         else:
@@ -140,7 +142,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> Any:
                        ["id", "content", "level", "schedule", "state"])
         return 0
 
-    return with_hub(settings, work)
+    return with_backend(settings, args.url, work)
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> Any:
@@ -164,14 +166,15 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> Any:
-    from ...cli import actor, with_hub
+    from ...cli import actor
+    from ...cli_backend import Backend, with_backend
 
-    async def work(hub: Hub) -> int:
-        await _service(hub).cancel(args.id, actor())
+    async def work(backend: Backend) -> int:
+        await backend.cancel_broadcast(args.id, actor())
         print(f"cancelled {args.id}")
         return 0
 
-    return with_hub(settings, work)
+    return with_backend(settings, args.url, work)
 
 
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> Any:

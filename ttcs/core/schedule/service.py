@@ -32,10 +32,19 @@ from ...schemas import (
     new_id,
 )
 from ...schemas.errors import explain
+from ..areascope import covered_areas
 from ..errors import Conflict, InvalidInput, NotFound
 from ..registry import Registry
 from ..store import Store
-from ..store.tables import AreaRow, BroadcastRow, BroadcastTargetRow, OfferRow, PolicyRow
+from ..store.tables import (
+    AreaRow,
+    BroadcastRow,
+    BroadcastTargetRow,
+    DeviceRow,
+    OfferRow,
+    OutboxRow,
+    PolicyRow,
+)
 from .content_gate import ContentGate
 from .policy import TZ, Policy, PolicyFile, Slot, Violation, load_policy_file, violations
 from .timeline import Occurrence, Placement, resolve
@@ -351,14 +360,37 @@ class BroadcastService:
             raise NotFound(f"no broadcast {broadcast_id}")
         return to_broadcast(row)
 
-    async def list_broadcasts(self, *, state: str | None = None, limit: int = 100, offset: int = 0
-                   ) -> list[Broadcast]:
-        query = select(BroadcastRow).order_by(BroadcastRow.created_at.desc()).limit(
-            limit).offset(offset)
+    async def list_broadcasts(self, *, state: str | None = None, limit: int = 100,
+                              offset: int = 0, area: str | None = None) -> list[Broadcast]:
+        """Newest first; ``area`` keeps broadcasts issued in that area (or below) or sent to
+        a device there."""
+        query = select(BroadcastRow).order_by(BroadcastRow.created_at.desc(),
+                                              BroadcastRow.id).limit(limit).offset(offset)
         if state:
             query = query.where(BroadcastRow.state == state)
+        if area is not None:
+            covered = covered_areas(area)
+            query = query.where(BroadcastRow.area_code.in_(covered) | BroadcastRow.id.in_(
+                select(BroadcastTargetRow.broadcast_id).join(
+                    DeviceRow, DeviceRow.id == BroadcastTargetRow.device_id).where(
+                    DeviceRow.area_code.in_(covered))))
         async with self.store.sessions() as s:
             return [to_broadcast(r) for r in (await s.execute(query)).scalars()]
+
+    async def owner_area(self, broadcast_id: str) -> str | None:
+        """The area of whoever issued the broadcast (None: issued hub-wide)."""
+        async with self.store.sessions() as s:
+            row = await s.get(BroadcastRow, broadcast_id)
+        if row is None:
+            raise NotFound(f"no broadcast {broadcast_id}")
+        return row.area_code
+
+    async def deliveries(self, broadcast_id: str) -> dict[str, int]:
+        """How many of the broadcast's device commands are in each outbox state."""
+        async with self.store.sessions() as s:
+            rows = await s.execute(select(OutboxRow.state, func.count()).where(
+                OutboxRow.broadcast_id == broadcast_id).group_by(OutboxRow.state))
+            return {str(k): int(v) for k, v in rows.all()}
 
     async def targeted_devices(self, broadcast_id: str) -> list[str]:
         async with self.store.sessions() as s:

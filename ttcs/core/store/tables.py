@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -390,3 +391,75 @@ class AlarmRow(Base):
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     clear_event_id: Mapped[str | None] = mapped_column(String(64))
     clear_detail: Mapped[str | None] = mapped_column(Text)
+
+
+# -- access control and the northbound API (migration 0005) -----------------------------------
+
+
+class UserRow(Base):
+    """A person or system that uses the API: one role, scoped to an area and everything below.
+
+    ``area_code`` empty means the whole hub. ``plugins`` are a vendor account's own plugins.
+    """
+
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    area_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    plugins: Mapped[list[str]] = mapped_column(JSONType)
+    approver: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
+
+
+class ApiTokenRow(Base):
+    """An API token: only the SHA-256 of its secret part is kept (the secret is random)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(100), ForeignKey("users.name"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # "api" (long-lived) or "session" (login)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookRow(Base):
+    """An outgoing webhook: which events go to which URL, signed with the subscriber's
+    secret (stored sealed)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(Text)
+    types: Mapped[list[str]] = mapped_column(JSONType)
+    area_code: Mapped[str | None] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class WebhookDeliveryRow(Base):
+    """One event waiting for (or done with) delivery to one webhook: the durable queue."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id",
+                                       name="uq_webhook_deliveries_webhook_event"),
+                      Index("ix_webhook_deliveries_due", "state", "next_attempt_at"))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(64), ForeignKey("webhooks.id"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
