@@ -540,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_monitor import register as register_monitor
 
     register_monitor(sub)  # playlog, alarms
+    from .conformance.cli import register as register_conformance
+
+    register_conformance(sub)  # certify, plugin new
 
     p = add(sub, "serve", cmd_serve, "run the hub", json_flag=False)
     p.add_argument("--config", dest="settings_file", metavar="FILE", help="settings file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +39,10 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false",
                  "log_dest stderr", "log_type error", "max_inflight_messages 0",
                  "max_queued_messages 100000"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # as root Mosquitto drops to user 'mosquitto', which cannot read our private
+            # work directory (password file, TLS key)
+            lines.append("user root")
         if self.users:
             pw = self.workdir / "passwd"
             pw.write_text("")
