@@ -74,8 +74,14 @@ class Effect:
     def reported(self, status: DeviceStatus, zone: str | None = None) -> Any:
         return None if self.from_status is None else self.from_status(status, zone)
 
+    @property
+    def harmless(self) -> Any:
+        """The value a single command sets (power: on)."""
+        return self.values[1]
+
     def distinct_from(self, current: Any) -> tuple[Any, Any]:
-        """Two values to set, the first different from ``current``."""
+        """Two values to set, the first different from ``current`` (an A-B-A sequence ends
+        on the second, so power ends switched on)."""
         a, b = self.values
         return (b, a) if current == a else (a, b)
 
@@ -102,7 +108,7 @@ EFFECTS: tuple[Effect, ...] = (
            lambda v, _: SetRfCommand(on=v),
            lambda e, _: e.get("on") if isinstance(e, dict) else None,
            lambda s, _: s.telemetry.get("rf_on")),
-    Effect(Capability.POWER, "power", "power_changes", (True, True),
+    Effect(Capability.POWER, "power", "power_changes", (False, True),
            lambda v, _: PowerCommand(on=v),
            lambda e, _: e.get("on") if isinstance(e, dict) else None),
 )
@@ -115,11 +121,9 @@ def effect_for(capabilities: set[Capability] | list[Capability]) -> Effect | Non
 
 
 def reversible_effect_for(capabilities: set[Capability] | list[Capability]) -> Effect | None:
-    """An effect with two different values (power is excluded: switching a device off would
-    disturb the cases after)."""
-    caps = set(capabilities)
-    return next((e for e in EFFECTS if e.capability in caps and e.values[0] != e.values[1]),
-                None)
+    """An effect other than power (a device switched off would disturb what follows)."""
+    caps = set(capabilities) - {Capability.POWER}
+    return effect_for(caps)
 
 
 __all__ = ["EFFECTS", "ZONE_PREFIX", "Effect", "effect_for", "reversible_effect_for",

@@ -190,21 +190,26 @@ def tree_hash(root: Path) -> tuple[str, int]:
     return _combine(entries), len(entries)
 
 
-def _editable(dist: importlib.metadata.Distribution) -> bool:
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return False
+def _installed_here(dist: importlib.metadata.Distribution, plugin: LoadedPlugin) -> bool:
+    """Whether the plugin's code is among the distribution's installed files (not so for an
+    editable install, or when another copy shadows the installed one on ``sys.path``)."""
+    module = plugin.source.split(":", 1)[0]
     try:
-        return bool(json.loads(text).get("dir_info", {}).get("editable"))
-    except ValueError:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
         return False
+    if spec is None or not spec.origin or not dist.files:
+        return False
+    origin = Path(spec.origin).resolve()
+    return any(Path(str(dist.locate_file(f))).resolve() == origin for f in dist.files
+               if str(f).endswith(".py"))
 
 
 def distribution_hash(plugin: LoadedPlugin, package_dir: Path | None,
                       wheel: Path | None = None) -> DistHash:
     """What identifies the certified code: the wheel if given; else the installed files of
     the plugin's distribution (from its RECORD); for an editable install or a plugin loaded
-    from a directory, its source tree."""
+    from a directory, the source tree it runs from."""
     if wheel is not None:
         return DistHash(value=_file_digest(wheel), basis="wheel", files=1, source=wheel.name)
     dist = None
@@ -214,7 +219,7 @@ def distribution_hash(plugin: LoadedPlugin, package_dir: Path | None,
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             dist = None
-    if dist is not None and not _editable(dist) and dist.files:
+    if dist is not None and dist.files and _installed_here(dist, plugin):
         entries = []
         for item in dist.files:
             if _skipped(str(item)):

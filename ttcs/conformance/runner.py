@@ -8,6 +8,7 @@ so one case's failure does not become the next case's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import platform
 import sys
 import tempfile
@@ -147,6 +148,9 @@ async def certify(request: RunRequest) -> Report:
                              + ("asked of the person at the device." if request.person else
                                 "not run (the run was not interactive)."))
             try:
+                with contextlib.suppress(NotRun, TTCSError):  # known before any case logs
+                    env.secrets |= env.config_secrets((await target.device("primary"))
+                                                      .registration())
                 ordered = [s for s in chosen if s.case.id not in WHOLE_RUN] + \
                           [s for s in chosen if s.case.id in WHOLE_RUN]
                 for selected in ordered:
@@ -158,6 +162,8 @@ async def certify(request: RunRequest) -> Report:
                 identity = await _identity(env)
             finally:
                 await target.stop()
+        # secrets learnt late (a device registered by a later case) leave no trace either
+        results = [_redacted_case(r, env.secrets) for r in results]
         run_profiles = sorted({s.case.profile.value for s in chosen},
                               key=lambda p: list(Profile).index(Profile(p)))
     functional = sorted(p.value for p in gated_profiles(plugin.manifest))
@@ -249,6 +255,13 @@ async def _run_case(selected: Selected, env: Environment, target: Target,
                         log_lines_dropped=max(0, len(lines) - LOG_LINES_KEPT))
     log.debug("conformance.case", case=case.id, status=status.value)
     return result
+
+
+def _redacted_case(result: CaseResult, secrets: set[str]) -> CaseResult:
+    return result.model_copy(update={
+        "log": [redact(line, secrets) for line in result.log],
+        "reason": redact(result.reason, secrets) if result.reason else None,
+        "checks": [_redacted(c, secrets) for c in result.checks]})
 
 
 def _redacted(check: CheckResult, secrets: set[str]) -> CheckResult:

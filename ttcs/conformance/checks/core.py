@@ -14,7 +14,15 @@ from packaging.version import Version
 from ... import SDK_VERSION
 from ...core.errors import Conflict, DeviceError, DeviceNotReady, DeviceTimeout, DeviceUnreachable
 from ...core.plugins import PluginState
-from ...schemas import Connectivity, Device, DeviceKind, DeviceSpec, PowerSource, new_id
+from ...schemas import (
+    Capability,
+    Connectivity,
+    Device,
+    DeviceKind,
+    DeviceSpec,
+    PowerSource,
+    new_id,
+)
 from ...simulators.base import Fault
 from ..context import CaseContext, describe, ok
 from ..effects import Effect, effect_for, zones_in
@@ -168,7 +176,8 @@ async def command_answered(ctx: CaseContext) -> None:
     device = await ctx.device()
     effect = chosen_effect(ctx, device)
     zone = zone_of(ctx, device, effect)
-    value, _ = effect.distinct_from(current(ctx, device, effect, zone))
+    value = (effect.harmless if effect.capability is Capability.POWER
+             else effect.distinct_from(current(ctx, device, effect, zone))[0])
     command = effect.command(value, zone)
     ctx.note(f"command: {command.type} {value!r}" + (f" on zone {zone}" if zone else ""))
     result = await ctx.execute(device, command)

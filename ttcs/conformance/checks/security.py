@@ -156,11 +156,13 @@ async def approval_enforced(ctx: CaseContext) -> None:
     caps = set(device.capabilities)
     patience = ctx.env.patience(device)
     control = await _item(ctx, caps, "Bản tin được duyệt (kiểm định)", approve=True)
-    _, refusal = await _schedule(ctx, control, device.id, 0.3)
+    control_id, refusal = await _schedule(ctx, control, device.id, 0.3)
     ctx.require("the approved item can be scheduled", refusal is None, refusal)
     await ctx.observe("the approved item reaches the device", dut,
                       lambda t: received(t, control.id, ctx),
                       f"Did the device play or show '{control.title}'?", timeout=patience + 3)
+    assert ctx.env.hub.broadcasts is not None
+    await ctx.env.hub.broadcasts.cancel(control_id, ACTOR)  # free the device's timeline
     unapproved = await _item(ctx, caps, "Bản tin chưa duyệt (kiểm định)", approve=False)
     first_id, first_refusal = await _schedule(ctx, unapproved, device.id, 0.3)
     altered = await _item(ctx, caps, "Bản tin bị sửa (kiểm định)", approve=True)
