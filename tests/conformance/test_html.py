@@ -14,7 +14,7 @@ def test_the_page_says_the_result_in_plain_words_before_the_details() -> None:
                              "signed_at": "2026-01-01T00:00:00Z"})
     verdict = page.index("Result: Level 2")
     assert verdict < page.index("What went wrong") < page.index("Every case")
-    assert "2 of 3 checks passed, 1 failed." in page
+    assert "2 of 3 cases passed, 1 failed." in page
     assert "Signed by <b>Sở TT Huế</b>" in page
 
 

@@ -45,7 +45,7 @@ def _plain_summary(report: Report) -> str:
     counts = report.summary
     failed, not_run = counts.get("failed", 0), counts.get("not_run", 0)
     total = counts.get("total", 0)
-    parts = [f"{counts.get('passed', 0)} of {total} checks passed"]
+    parts = [f"{counts.get('passed', 0)} of {total} cases passed"]
     if failed:
         parts.append(f"{failed} failed")
     if not_run:
