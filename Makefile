@@ -12,7 +12,7 @@ help:
 	@echo "make run    start the hub on embedded defaults with a simulated fleet"
 	@echo "make test   run the whole test suite (installs what it needs)"
 	@echo "make lint   ruff + mypy --strict"
-	@echo "make spec   regenerate docs/spec (JSON Schema, AsyncAPI, OpenAPI)"
+	@echo "make spec   regenerate docs/spec (JSON Schema, AsyncAPI, OpenAPI) and docs/conformance.md"
 	@echo "make bench  benchmarks (figures as JSON lines)"
 
 $(STAMP): pyproject.toml
@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 spec: $(STAMP)
 	$(BIN)/ttcs spec docs/spec
+	$(BIN)/ttcs certify cases --markdown > docs/conformance.md
 
 bench: $(STAMP) system
 	@for b in bench/bench_*.py; do echo "# $$b"; $(BIN)/python $$b || exit 1; done

@@ -236,6 +236,21 @@ async def cmd_devices_add(args: argparse.Namespace, settings: Settings) -> int:
     return await with_hub(settings, work)
 
 
+async def cmd_devices_reconfigure(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(hub: Hub) -> int:
+        device = await hub.registry.get_device(args.id)
+        config = {k: (v.get_secret_value() if hasattr(v, "get_secret_value") else v)
+                  for k, v in device.config.items() if v is not None}
+        config.update(_key_values(args.config, "--config"))
+        updated = await hub.registry.reconfigure(args.id, config, actor())
+        emit_json(updated) if args.json else print(
+            f"reconfigured {updated.id}: still serial {updated.serial}, firmware "
+            f"{updated.firmware}")
+        return 0
+
+    return await with_hub(settings, work)
+
+
 @remote
 async def cmd_devices_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(backend: Backend) -> int:
@@ -512,6 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent", help="parent device id (via_device)")
     p.add_argument("--group", action="append")
     p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p = add(devices, "reconfigure", cmd_devices_reconfigure,
+            "change a device's settings (new address, new token); probed, identity kept")
+    p.add_argument("id")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE", required=True)
     p = add(devices, "list", cmd_devices_list, "list devices")
     for flag in ("--area", "--kind", "--plugin", "--group", "--connectivity", "--search"):
         p.add_argument(flag)
@@ -571,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_monitor import register as register_monitor
 
     register_monitor(sub)  # playlog, alarms
+    from .conformance.cli import register as register_conformance
+
+    register_conformance(sub)  # certify, plugin new
 
     p = add(sub, "serve", cmd_serve, "run the hub", json_flag=False)
     p.add_argument("--config", dest="settings_file", metavar="FILE", help="settings file")

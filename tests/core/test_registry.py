@@ -164,3 +164,27 @@ async def test_every_change_is_in_a_verifiable_audit_chain(rig) -> None:  # type
     result = await hub.store.audit.verify()
     assert result.ok
     assert result.entries == 3
+
+
+async def test_new_settings_for_a_device_are_probed_and_keep_its_identity(rig) -> None:  # type: ignore[no-untyped-def]
+    hub, _ = rig
+    device = await hub.registry.add_device(spec("SPK-1"), "test")
+    url = hub.settings.mqtt_url.replace("mqtt://", "mqtt://user:n3w-pw@")
+    moved = await hub.registry.reconfigure(device.id, {"serial": "SPK-1", "broker_url": url},
+                                           "integrator")
+    assert (moved.id, moved.serial) == (device.id, "SPK-1")
+    assert moved.config["broker_url"].get_secret_value() == url
+    async with hub.store.sessions() as s:
+        row = (await s.execute(select(DeviceRow).where(DeviceRow.id == device.id))).scalar_one()
+    assert "n3w-pw" not in str(row.config)
+    [entry] = [e for e in await hub.store.audit.entries(action="device.reconfigure")]
+    assert entry.actor == "integrator"
+
+
+async def test_settings_that_reach_another_device_are_refused(rig) -> None:  # type: ignore[no-untyped-def]
+    hub, _ = rig
+    device = await hub.registry.add_device(spec("SPK-1"), "test")
+    with pytest.raises(Conflict, match="reaches TTCS reference SPK-2, not TTCS reference SPK-1"):
+        await hub.registry.reconfigure(device.id, {"serial": "SPK-2"}, "integrator")
+    assert (await hub.registry.get_device(device.id)).config == {"serial": "SPK-1",
+                                                                 "broker_url": None}

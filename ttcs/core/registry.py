@@ -431,11 +431,16 @@ class Registry:
                                parent_id=current.parent_id, config={})
         await self._check_placement(placement)
         validated = self.validate_config(current.plugin, current.kind, config)
+        # New settings are tested before they are kept, like a new device's.
+        info = await self._same_device(current, validated) if changes.config is not None \
+            else None
         public, secret = _split_secrets(validated)
         async with self.store.sessions.begin() as s:
             row = await s.get(DeviceRow, device_id)
             if row is None:
                 raise NotFound(f"no device '{device_id}'")
+            if info is not None:
+                row.firmware = info.firmware
             if "name" in given and changes.name:
                 row.name = changes.name
             row.area_code, row.village_code = placement.area_code, placement.village_code
@@ -464,6 +469,37 @@ class Registry:
             row = await s.get(DeviceRow, device_id)
             if row is not None and row.serial == info.serial and row.firmware != info.firmware:
                 row.firmware = info.firmware
+
+    async def _same_device(self, device: Device, config: BaseModel) -> DeviceInfo:
+        """Probe ``device`` with new settings; it must be the same device (vendor, serial)."""
+        info = await self._probe(device.plugin, device.kind, config,
+                                 parent_id=device.parent_id)
+        if (info.vendor, info.serial) != (device.vendor, device.serial):
+            raise Conflict(f"with these settings the hub reaches {info.vendor} {info.serial}, "
+                           f"not {device.vendor} {device.serial} ({device.id}); register that "
+                           "device on its own")
+        return info
+
+    async def reconfigure(self, device_id: str, config: dict[str, Any], actor: str) -> Device:
+        """New settings for a registered device (it moved to another address, its token was
+        changed). The device is probed with them first and must report the serial it is
+        registered with: identity comes from the device, never from its address."""
+        device = await self.get_device(device_id)
+        validated = self.validate_config(device.plugin, device.kind, config)
+        info = await self._same_device(device, validated)
+        public, secret = _split_secrets(validated)
+        async with self.store.sessions.begin() as s:
+            row = await s.get(DeviceRow, device_id)
+            if row is None:
+                raise NotFound(f"no device '{device_id}' (see `ttcs devices list`)")
+            row.config = public
+            row.secrets = self.store.secrets.seal(secret) if secret else None
+            row.firmware = info.firmware
+            await self.store.audit.record(actor, "device.reconfigure", device_id, session=s,
+                                          detail={"settings": sorted(public)
+                                                  + sorted(f"{k} (secret)" for k in secret)})
+        log.info("device.reconfigured", device=device_id, plugin=device.plugin)
+        return await self.get_device(device_id)
 
     async def import_devices(self, specs: Sequence[DeviceSpec | Exception], actor: str, *,
                              all_or_nothing: bool = False, probes: int = 64,

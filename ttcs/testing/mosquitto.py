@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import ipaddress
-import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -59,7 +57,6 @@ class Mosquitto:
             lines += [f"cafile {self.ca_file}", f"certfile {cert}", f"keyfile {key}"]
         conf = self.workdir / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
-        _hand_to_broker_user(self.workdir)
         self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
         wait_port(self.port)
@@ -80,19 +77,6 @@ class Mosquitto:
                 self._proc.kill()
             self._proc = None
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _hand_to_broker_user(directory: Path) -> None:
-    """Started as root, mosquitto drops to the ``mosquitto`` user before it reads the password
-    file and the TLS key: give it the files it needs (private to it, not world-readable)."""
-    if os.geteuid() != 0:
-        return
-    try:
-        account = pwd.getpwnam("mosquitto")
-    except KeyError:
-        return  # no such user: mosquitto keeps running as root and reads them anyway
-    for path in (directory, *directory.iterdir()):
-        os.chown(path, account.pw_uid, account.pw_gid)
 
 
 def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:

@@ -67,6 +67,9 @@ class LedVietConfig(DriverConfig):
                                   "(default: the hub's command timeout)")
     dwell_seconds: float = Field(default=10.0, ge=1, le=3600,
                                  description="how long an item shows per turn by default")
+    poll_interval: float | None = Field(default=None, ge=0.1, le=3600,
+                                        description="seconds between status polls (default "
+                                        "15)")
     power_on: str | None = Field(default=None, description="daily switch-on time HH:MM "
                                  "(local time); with power_off")
     power_off: str | None = Field(default=None, description="daily switch-off time HH:MM")
