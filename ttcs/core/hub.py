@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, cast
 
 import structlog
@@ -61,6 +62,11 @@ CONTENT_COMMANDS = frozenset({"play", "show", "sync_schedule"})
 
 #: consecutive failed polls before a poll device is declared offline (degraded before that)
 OFFLINE_AFTER_FAILURES = 3
+
+
+def _driver_settings(device: Device) -> tuple[Any, ...]:
+    """What a running driver was built from: a change means a new driver."""
+    return device.plugin, device.kind, device.parent_id, device.config
 
 
 def _differs(old: DeviceStatus, new: DeviceStatus) -> bool:
@@ -218,6 +224,10 @@ class Hub:
         self._broker: Any = None
         self.monitor: Monitor | None = None  # proof of play, alarms, metrics (while started)
         self._background: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._registry_mark: tuple[int, datetime | None] = (0, None)
+        #: seconds between looks at the registry for changes made by other processes
+        self.registry_watch_interval = 2.0
         self.started = False
 
     @property
@@ -281,9 +291,11 @@ class Hub:
                     self._discoveries.append(service)
                 except Exception:
                     log.exception("discovery.failed", plugin=plugin.id)
+        self._registry_mark = await self.registry.change_mark()
         for device in await self.registry.list_devices():
             await self.supervise(device)
         self.poller.start()
+        self._watcher = asyncio.create_task(self._watch_registry(), name="registry-watch")
         if self.broadcasts is not None:
             self.dispatcher = Dispatcher(
                 self, self.broadcasts, self.content, self._dispatch_settings or
@@ -295,6 +307,11 @@ class Hub:
 
     async def stop(self) -> None:
         self.started = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         for service in self._discoveries:
             with contextlib.suppress(Exception):
                 await service.stop()
@@ -367,6 +384,46 @@ class Hub:
     def _parent_driver(self, device: Device) -> DeviceDriver | None:
         parent = self.parent_of(device)
         return parent.driver if parent else None
+
+    # -- devices registered, changed or removed by another process ---------------------------
+
+    async def _watch_registry(self) -> None:
+        while True:
+            await asyncio.sleep(self.registry_watch_interval)
+            try:
+                await self.reconcile()
+            except Exception:  # the store was away: look again next time
+                log.warning("registry.watch_failed", exc_info=True)
+
+    async def reconcile(self) -> tuple[int, int, int]:
+        """Bring supervision in line with the registry when another process (the CLI on this
+        machine, another worker) changed it: supervise new devices, restart those whose
+        driver settings changed, stop those removed. Returns (started, restarted, stopped).
+        Cheap when nothing changed: one count and one max() on the devices table."""
+        mark = await self.registry.change_mark()
+        if mark == self._registry_mark:
+            return 0, 0, 0
+        since = self._registry_mark[1]
+        started = restarted = stopped = 0
+        for device in await self.registry.devices_changed_since(since):
+            sup = self.supervisors.get(device.id)
+            if sup is None:
+                await self.supervise(device)
+                started += 1
+            elif _driver_settings(sup.device) != _driver_settings(device):
+                await self.supervise(device.model_copy(update={"groups": sup.device.groups}))
+                restarted += 1
+            else:  # renamed, moved, new firmware: the running driver stays
+                sup.device = device.model_copy(update={"groups": sup.device.groups})
+        if mark[0] != len(self.supervisors):  # something was removed
+            for device_id in set(self.supervisors) - await self.registry.device_ids():
+                await self.unsupervise(device_id)
+                stopped += 1
+        self._registry_mark = mark
+        if started or restarted or stopped:
+            log.info("registry.reconciled", started=started, restarted=restarted,
+                     stopped=stopped)
+        return started, restarted, stopped
 
     def parent_of(self, device: Device) -> DeviceSupervisor | None:
         """The supervisor of ``device``'s parent (``via_device``), if it is supervised."""

@@ -388,6 +388,27 @@ class Registry:
                     groups.setdefault(dev, []).append(grp)
         return [self._device(r, sorted(groups.get(r.id, []))) for r in rows]
 
+    async def change_mark(self) -> tuple[int, datetime | None]:
+        """(number of devices, latest change): cheap to read, different after any device was
+        added, changed or removed — by this process or another one."""
+        async with self.store.sessions() as s:
+            count, latest = (await s.execute(
+                select(func.count(), func.max(DeviceRow.updated_at)))).one()
+        return int(count), latest
+
+    async def devices_changed_since(self, since: datetime | None) -> list[Device]:
+        """Devices added or changed at or after ``since`` (all of them when None)."""
+        async with self.store.sessions() as s:
+            query = select(DeviceRow).order_by(DeviceRow.id)
+            if since is not None:
+                query = query.where(DeviceRow.updated_at >= since)
+            rows = list((await s.execute(query)).scalars())
+        return [self._device(r, []) for r in rows]
+
+    async def device_ids(self) -> set[str]:
+        async with self.store.sessions() as s:
+            return set((await s.execute(select(DeviceRow.id))).scalars())
+
     async def areas_of_devices(self, device_ids: Sequence[str]) -> set[str]:
         """The areas the given devices are in (looked up in chunks)."""
         found: set[str] = set()
