@@ -66,7 +66,7 @@ class Rig:
                     "poll_interval": POLL, **config}), "test")
         await self.hub.supervise(controller)
         station = Station(sim, decoder, controller)
-        for reg in sim.zone_registrations(controller.id):
+        for reg in sim.children(controller.id):
             if reg["config"]["line"] in zones:
                 zone = await self.hub.registry.add_device(DeviceSpec(
                     plugin=reg["plugin"], kind=reg["kind"], area_code="20101",

@@ -111,7 +111,8 @@ def _target(request: RunRequest, plugin: LoadedPlugin, declaration: Declaration,
         declaration.simulator.name == name else None
     return SimulatorTarget(specs[name], broker_url=broker_url,
                            options=use.options if use else None,
-                           config=use.config if use else None)
+                           config=use.config if use else None,
+                           child_config=use.child_config if use else None)
 
 
 async def certify(request: RunRequest) -> Report:

@@ -138,6 +138,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._media: dict[tuple[str, str, str], tuple[float, PlayableMedia]] = {}
         self._synced: dict[str, str] = {}  # device -> hash of the schedule last sent
+        self._sync_refused: set[str] = set()  # occurrence/device left off a table, recorded
         self._unsubscribe = hub.bus.subscribe(self._on_event)
         self.sent = 0
 
@@ -355,6 +356,7 @@ class Dispatcher:
             placements, _ = await self.broadcasts.timeline(device.id, now,
                                                            now + self.settings.sync_horizon)
             entries = []
+            refusals: list[dict[str, Any]] = []
             commune = (await self.broadcasts.communes([device.area_code]))[device.area_code]
             for p in placements:
                 if not p.placed:
@@ -362,8 +364,18 @@ class Dispatcher:
                 b = await self.broadcasts.get(p.occurrence.broadcast_id)
                 if _real_time(p.occurrence.level, b):
                     continue  # sent as a play command by the planner
-                content = await self.content.get(b.content_id)
-                playable = await self._playable(content, commune)  # verifies approval
+                try:
+                    content = await self.content.get(b.content_id)
+                    # checked every time: the media cache below does not see a later edit
+                    await self.content.verify_approval(content)
+                    playable = await self._playable(content, commune)
+                except TTCSError as exc:  # unapproved, altered, media gone: left off the
+                    # device's table (recorded and logged once), the other entries still go
+                    refused = f"{p.occurrence.key}/{device.id}"
+                    if refused not in self._sync_refused:
+                        self._sync_refused.add(refused)
+                        refusals.append(self._refusal(device.id, p, b, str(exc)))
+                    continue
                 assert p.start is not None
                 entries.append(ScheduleEntry(
                     id=_entry_id(b.id, p.occurrence.start), content_id=content.id,
@@ -376,6 +388,8 @@ class Dispatcher:
             digest = hashlib.sha256(json.dumps(
                 [e.model_dump(mode="json", exclude={"media": {"url"}}) for e in entries],
                 sort_keys=True).encode()).hexdigest()[:24]
+            if refusals:
+                await self._insert(refusals)
             if self._synced.get(device.id) == digest:
                 continue
             command = SyncScheduleCommand(id=new_id("cmd"),

@@ -72,6 +72,12 @@ async def outage(ctx: CaseContext) -> None:
               await ctx.wait(lambda: ctx.env.connectivity(device) is Connectivity.OFFLINE,
                              ctx.env.patience(device) * 2),
               f"connectivity {ctx.env.connectivity(device).value}")
+    children = [ctx.env.devices[r] for r in ctx.env.children.get("primary", [])]
+    if children:
+        ctx.check("the devices reached through it are offline with it",
+                  await ctx.wait(lambda: all(ctx.env.connectivity(c) is Connectivity.OFFLINE
+                                             for c in children), ctx.env.patience(device)),
+                  f"{[(c.serial, ctx.env.connectivity(c).value) for c in children]}")
     away = await ctx.execute(device, fresh(command))
     ctx.check("a command while it is away fails with a device error or a failed result",
               not ok(away), describe(away))
@@ -81,6 +87,12 @@ async def outage(ctx: CaseContext) -> None:
               f"connectivity {ctx.env.connectivity(device).value}")
     again = await ctx.execute(device, fresh(command))
     ctx.check("the command then succeeds", ok(again), describe(again))
+    if children:
+        ctx.check("the devices reached through it are online again with it (no hub restart)",
+                  await ctx.wait(lambda: all(ctx.env.connectivity(c) is Connectivity.ONLINE
+                                             for c in children),
+                                 max(ctx.env.patience(c) for c in children) + 4),
+                  f"{[(c.serial, ctx.env.connectivity(c).value) for c in children]}")
 
 
 @implements("TC-RES-003")
@@ -160,7 +172,9 @@ async def loop_never_blocked(ctx: CaseContext) -> None:
 async def stable_identity(ctx: CaseContext) -> None:
     device, dut = await ctx.device(), await ctx.dut()
     registry = ctx.env.hub.registry
-    firmware = "9.9.9-conformance"
+    # plain numbers: some protocols carry the version only as numbers (ZoneTech: registers
+    # major*100+minor and build), so a suffix like "-conformance" could not be reported back
+    firmware = "9.9.9"
     await ctx.inject(dut, Fault.REBOOT, firmware=firmware)
 
     async def recorded() -> bool:
