@@ -173,9 +173,10 @@ class Environment:
         self.children: dict[str, list[str]] = {}  # role -> roles of the devices reached through it
         self.identity: DeviceInfo | None = None  # what the primary device said it is
         self.plugin_dir: Path | None = None  # the plugin's package (tasks of its code)
-        #: the dispatcher of a certification plans often and syncs devices' own schedules
-        #: (schedule.local) within a fraction of a second, so cases need not wait 30 s
-        self.dispatch = DispatchSettings(plan_interval=0.2, lookahead=2.0, backoff=(0.2, 2.0),
+        #: the cases wake the planner when they schedule something; devices that keep
+        #: their own schedule (schedule.local) are synced within a fraction of a second
+        #: rather than every 30 s
+        self.dispatch = DispatchSettings(plan_interval=1.0, lookahead=2.0, backoff=(0.2, 2.0),
                                          sync_interval=0.3)
 
     @property

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import copy
+import errno
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -49,6 +50,10 @@ MANUAL_FAULTS: dict[Fault, tuple[str, str]] = {
     Fault.REBOOT: ("Upgrade the device's firmware to another version and wait until it has "
                    "restarted.", ""),
 }
+
+
+#: starts of a simulator tried when its free port turns out to be taken
+BIND_ATTEMPTS = 3
 
 
 class DeviceFileError(TTCSError):
@@ -372,20 +377,31 @@ class SimulatorTarget(Target):
     async def build(self, prefix: str, *, options: dict[str, str] | None = None,
                     config: dict[str, Any] | None = None, broker: str | None = None,
                     port: int | None = None) -> SimulatedUnderTest:
-        """A fresh one-device fleet (its serial follows ``prefix``)."""
-        port = port or free_port()
-        fleet = await self.spec.build(SimOptions(
-            count=1, host=self.host, port=port, broker=broker or self.broker_url,
-            serial_prefix=prefix, extra={**self.options, **(options or {})}))
-        try:
-            dut = SimulatedUnderTest(fleet, {**self.config, **(config or {})}, port, prefix,
-                                     self.child_config)
-        except NotRun:
-            await fleet.stop()
-            raise
-        await fleet.start()
-        self._all.append(dut)
-        return dut
+        """A fresh one-device fleet (its serial follows ``prefix``). On a port chosen here,
+        a start that finds the port taken (another process got the same free port between
+        the check and the bind) is tried again on another."""
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            chosen = port or free_port()
+            fleet = await self.spec.build(SimOptions(
+                count=1, host=self.host, port=chosen, broker=broker or self.broker_url,
+                serial_prefix=prefix, extra={**self.options, **(options or {})}))
+            try:
+                dut = SimulatedUnderTest(fleet, {**self.config, **(config or {})}, chosen,
+                                         prefix, self.child_config)
+            except NotRun:
+                await fleet.stop()
+                raise
+            try:
+                await fleet.start()
+            except OSError as exc:
+                await fleet.stop()
+                if exc.errno != errno.EADDRINUSE or port is not None or \
+                        attempt == BIND_ATTEMPTS:
+                    raise
+                continue
+            self._all.append(dut)
+            return dut
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def moved(self, dut: DeviceUnderTest) -> DeviceUnderTest:
         """Stop the simulator and start it again with the same serial on a new port."""

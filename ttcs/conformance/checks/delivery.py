@@ -65,6 +65,9 @@ async def schedule(ctx: CaseContext, item: Content, device_id: str, in_seconds: 
         await ctx.env.hub.broadcasts.create(broadcast, ACTOR, owner_area=AREA)
     except TTCSError as exc:
         return broadcast.id, str(exc)
+    ctx.broadcasts.append(broadcast.id)
+    if ctx.env.hub.dispatcher is not None:
+        ctx.env.hub.dispatcher.wake()  # plan it now rather than at the planner's next round
     return broadcast.id, None
 
 

@@ -160,11 +160,20 @@ async def loop_never_blocked(ctx: CaseContext) -> None:
     ctx.note(f"event loop lag over the run: {figures}")
     if not watch.lags:
         raise NotRun("the loop was not measured")
-    worst = max(watch.lags)
+    for s in watch.stalls:
+        if s.excused == "simulator":
+            ctx.note(f"not counted: {s.seconds:.2f} s during {s.during} in the simulator's "
+                     f"own code ({' <- '.join(reversed(s.where[-3:]))}); a real device costs "
+                     "the hub's loop nothing")
+        elif s.excused == "host":
+            ctx.note(f"not counted: {s.seconds:.2f} s during {s.during}: the machine did not "
+                     "run the kit's process (its watchdog thread was held up as long)")
+    counted = watch.counted_stalls
+    worst = watch.worst_counted
     where = "; ".join(f"{s.seconds:.2f} s during {s.during}: {' <- '.join(reversed(s.where[-3:]))}"
-                      for s in watch.stalls[:3])
+                      for s in counted[:3])
     ctx.check(f"the loop was never late by {watch.threshold:g} s or more",
-              worst < watch.threshold and not watch.stalls,
+              worst < watch.threshold and not counted,
               f"worst lag {worst:.3f} s" + (f"; stuck at {where}" if where else ""))
 
 
