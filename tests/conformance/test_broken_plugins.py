@@ -47,7 +47,7 @@ def test_broken_plugin_fails_exactly_the_cases_of_its_defect(
         fixture: str, expected: set[str], certifications: Certifications) -> None:
     report = certifications[f"broken:{fixture}"]
     assert isinstance(report, Report), report
-    assert failed(report) == expected
+    assert failed(report) == expected, not_passed(report)
     assert set(not_passed(report)) == expected
     assert report.level.rank < 4
     ALSO.get(fixture, lambda _: None)(report)

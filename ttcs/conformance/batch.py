@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Sequence
@@ -29,6 +30,9 @@ from .runner import CertificationError, RunRequest, certify
 #: a run that has not reported after this long is stopped (the kit bounds every case, so
 #: this only catches a kit that hangs outside its cases)
 RUN_LIMIT = 900.0
+
+#: runs at a time per CPU (see default_workers)
+RUNS_PER_CPU = 3
 
 Outcome = Report | CertificationError
 
@@ -45,10 +49,17 @@ def _certify_in_child(request: RunRequest, out: Connection) -> None:
         out.close()
 
 
+def default_workers() -> int:
+    """Runs at a time: three per CPU. A run waits most of the time (it uses about a third of
+    a core); more at once only makes each wait for a CPU, and its timings are the device's."""
+    return RUNS_PER_CPU * (os.cpu_count() or 1)
+
+
 def certify_many(requests: Sequence[RunRequest], *, workers: int | None = None,
                  limit: float = RUN_LIMIT) -> list[Outcome]:
-    """Certify every request, at most ``workers`` at a time (default: all at once), each in a
-    forked process; the reports (or why a run failed) in the order of ``requests``."""
+    """Certify every request, at most ``workers`` at a time (default
+    :func:`default_workers`), each in a forked process; the reports (or why a run failed) in
+    the order of ``requests``. Start the longest runs first: they set the total."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -62,7 +73,7 @@ def certify_many(requests: Sequence[RunRequest], *, workers: int | None = None,
     outcomes: dict[int, Outcome] = {}
     waiting = list(enumerate(requests))
     running: dict[Connection, tuple[int, BaseProcess, float]] = {}
-    workers = workers or len(requests) or 1
+    workers = workers or default_workers()
     while waiting or running:
         while waiting and len(running) < workers:
             index, request = waiting.pop(0)
@@ -116,4 +127,4 @@ def _certify_here(request: RunRequest) -> Outcome:
         return exc
 
 
-__all__ = ["RUN_LIMIT", "acertify_many", "certify_many"]
+__all__ = ["RUNS_PER_CPU", "RUN_LIMIT", "acertify_many", "certify_many", "default_workers"]

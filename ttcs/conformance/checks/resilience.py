@@ -213,6 +213,20 @@ async def stable_identity(ctx: CaseContext) -> None:
     moved = await ctx.target.moved(dut)
     new_settings = moved.registration()["config"]
     ctx.note(f"the device moved; new settings: {sorted(new_settings)}")
+    # as an integrator would, update the settings once the device answers at its new address
+    # (a device that reports its presence may still be "gone" from its old connection)
+    moved_config = ctx.env.validate(moved.registration())
+
+    async def answers() -> bool:
+        try:
+            await asyncio.wait_for(ctx.env.hub.probe(device.plugin, DeviceKind(device.kind),
+                                                     moved_config), ctx.env.patience(device))
+        except (DeviceError, TimeoutError):
+            return False
+        return True
+
+    if not await ctx.wait(answers, ctx.env.patience(device) + 5, interval=0.2):
+        ctx.note("the device did not answer a probe at its new address before the update")
     try:
         updated = await registry.reconfigure(device.id, new_settings, ACTOR)
     except TTCSError as exc:
