@@ -50,7 +50,8 @@ def schedule_lead(ctx: CaseContext, device: Device) -> float:
     dispatcher's next schedule syncs."""
     if Capability.SCHEDULE_LOCAL not in device.capabilities:
         return 0.3
-    return 2 * ctx.env.dispatch.sync_interval + 1.5  # a sync, the media fetched, the ack
+    # two syncs, then the device fetches the media and installs the table: about a command
+    return 2 * ctx.env.dispatch.sync_interval + ctx.env.hub.settings.command_timeout + 1.0
 
 
 async def schedule(ctx: CaseContext, item: Content, device_id: str, in_seconds: float
