@@ -145,6 +145,7 @@ class Dispatcher:
         self._refused: dict[str, None] = {}  # deliveries refused and recorded, oldest first
         self._unsubscribe = hub.bus.subscribe(self._on_event)
         self.sent = 0
+        self.syncs = 0  # rounds of sync_local_schedules
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -364,6 +365,7 @@ class Dispatcher:
 
     async def sync_local_schedules(self, now: datetime) -> int:
         """Send each local-schedule device its next ``sync_horizon`` when it changed."""
+        self.syncs += 1
         sent = 0
         devices = [d for d in await self.hub.registry.list_devices()
                    if Capability.SCHEDULE_LOCAL in d.capabilities]
