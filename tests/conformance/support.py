@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from pathlib import Path
 
 from ttcs.conformance.cases import Profile
@@ -15,11 +16,27 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 TIMEOUT = 1.5
 
 
+#: the modules whose parametrized tests judge batch certifications (see conftest.py)
+BUILTIN_MODULE = "tests.conformance.test_builtin_plugins"
+BROKEN_MODULE = "tests.conformance.test_broken_plugins"
+
+
+def request_for(plugin: str, plugins: PluginManager | None = None,
+                profiles: list[Profile] | None = None, **request: object) -> RunRequest:
+    return RunRequest(plugin=plugin, plugins=plugins, profiles=profiles,
+                      probe_timeout=TIMEOUT, command_timeout=TIMEOUT,
+                      **request)  # type: ignore[arg-type]
+
+
 async def run(plugin: str, plugins: PluginManager | None = None,
               profiles: list[Profile] | None = None, **request: object) -> Report:
-    return await certify(RunRequest(plugin=plugin, plugins=plugins, profiles=profiles,
-                                    probe_timeout=TIMEOUT, command_timeout=TIMEOUT,
-                                    **request))  # type: ignore[arg-type]
+    return await certify(request_for(plugin, plugins, profiles, **request))
+
+
+def builtin_plugins() -> list[str]:
+    """Every plugin the hub ships (its own entry points), in name order."""
+    dist = importlib.metadata.distribution("ttcs-hub")
+    return sorted(ep.name for ep in dist.entry_points if ep.group == "ttcs.plugins")
 
 
 def fixture_manager(name: str) -> tuple[PluginManager, str]:

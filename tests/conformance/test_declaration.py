@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conformance.support import builtin_plugins
 from ttcs.conformance.cases import Profile
 from ttcs.conformance.declaration import (
     Declaration,
@@ -69,7 +70,7 @@ def test_a_run_of_a_profile_the_declaration_does_not_claim_is_refused() -> None:
         select(Declaration.model_validate(GOOD), [Profile.DISPLAY])
 
 
-@pytest.mark.parametrize("plugin", ["native", "ledviet", "pullboard"])
+@pytest.mark.parametrize("plugin", builtin_plugins())
 def test_builtin_declarations_agree_with_their_manifests(plugin: str) -> None:
     declaration = declaration_for(default_manager().get(plugin))
     assert Profile.RESILIENCE in declaration.profiles

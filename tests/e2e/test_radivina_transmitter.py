@@ -237,6 +237,32 @@ async def test_receivers_of_one_broadcast_share_one_play(media: MediaServer, rig
     assert not sim.zones[1].on and sim.zones[2].on and rig.station.decoder.current is not None
 
 
+async def test_an_emergency_on_air_is_not_cut_by_a_normal_bulletin(media: MediaServer,
+                                                                    rig: FmRig) -> None:
+    tx = rig.transmitter
+    await run(rig, tx, type="play", stream_url=media.live("a"), content_id="ct-normal")
+    cut = await run(rig, tx, type="play", stream_url=media.live("b"), content_id="ct-storm",
+                    level="emergency")
+    assert cut.status is CommandStatus.ACCEPTED
+    later = await run(rig, tx, type="play", stream_url=media.live("c"), content_id="ct-later")
+    assert (later.status, later.code) == (CommandStatus.REJECTED, "busy")
+    assert [(p.content_id, p.outcome) for p in rig.station.decoder.truth.plays] == [
+        ("ct-normal", "interrupted"), ("ct-storm", "playing")]
+
+
+async def test_zones_are_zone_readings_and_kit_ground_truth(rig: FmRig) -> None:
+    tx, sim = rig.transmitter, rig.station.transmitter
+    await run(rig, tx, type="switch_zones", zones={"1": False, "3": True})
+    status = await rig.hub.read_status(tx.id)
+    zones = {k: v for k, v in status.telemetry.items() if k.startswith("zone.")}
+    assert zones == {f"zone.{i}": z.on for i, z in sim.zones.items()}
+    assert zones["zone.3"] is True and sim.truth.zone_changes[-1]["zones"]["3"] is True
+    await run(rig, tx, type="tune", frequency_mhz=57.5)
+    assert sim.truth.tunes[-1]["frequency_mhz"] == 57.5
+    await run(rig, tx, type="set_rf", on=False)
+    assert sim.truth.rf_changes[-1]["on"] is False
+
+
 async def test_volume_goes_to_the_decoder(rig: FmRig) -> None:
     result = await run(rig, rig.transmitter, type="set_volume", volume=40)
     assert result.status is CommandStatus.DONE and rig.station.decoder.volume == 40

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.conftest import SAMPLE_AREAS
 from tests.support.brokers import Mosquitto
@@ -128,3 +129,24 @@ async def test_a_now_broadcast_goes_to_the_station_as_a_real_time_play(rig: Rig)
 async def _finished(rig: Rig, b: Broadcast) -> list[object]:
     entries = await PlayLog(rig.hub.store).entries(PlayFilter(broadcast_id=b.id))
     return [e for e in entries if e.phase is PlayPhase.FINISHED]
+
+
+async def test_an_item_altered_after_it_reached_the_station_is_taken_off_its_table_alone(
+        rig: Rig) -> None:
+    rig.gate.add_audio("ban-tin-sang", 0.4, area="19900")
+    rig.gate.add_audio("ban-tin-sua", 0.4, area="19900")
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    kept = await rig.create("ban-tin-sang", schedule=Schedule(kind="at", at=at))
+    altered = await rig.create("ban-tin-sua", schedule=Schedule(
+        kind="at", at=at + timedelta(minutes=5)))
+    await eventually(lambda: rig.rows_of(kept) and rig.rows_of(altered), timeout=10)
+    dispatcher = rig.hub.dispatcher
+    assert dispatcher is not None
+    with structlog.testing.capture_logs() as logs:
+        rig.gate.alter("ban-tin-sua", title="ban-tin-sua (đã bị sửa)")
+        await eventually(lambda: not rig.rows_of(altered), timeout=10)
+        assert rig.rows_of(kept)  # the rest of the table still goes
+        syncs = dispatcher.syncs
+        await eventually(lambda: dispatcher.syncs >= syncs + 3)  # more rounds see it again
+    assert (await dispatcher.counts(altered.id)) == {"refused": 1}  # recorded once
+    assert [e["broadcast"] for e in logs if e["event"] == "dispatch.refused"] == [altered.id]

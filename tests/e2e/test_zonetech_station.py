@@ -66,7 +66,7 @@ class Rig:
                     "poll_interval": POLL, **config}), "test")
         await self.hub.supervise(controller)
         station = Station(sim, decoder, controller)
-        for reg in sim.zone_registrations(controller.id):
+        for reg in sim.children(controller.id):
             if reg["config"]["line"] in zones:
                 zone = await self.hub.registry.add_device(DeviceSpec(
                     plugin=reg["plugin"], kind=reg["kind"], area_code="20101",
@@ -233,6 +233,33 @@ async def test_play_on_the_controller_calls_every_line_and_streams(rig: Rig,
                                  for z in station.zones.values()))
     [started] = rig.plays(PlayPhase.STARTED)
     assert (started.device_id, started.broadcast_id) == (station.controller.id, "bc-1")
+
+
+async def test_an_emergency_cuts_a_bulletin_and_a_normal_one_does_not_cut_the_emergency(
+        rig: Rig, station: Station) -> None:
+    await rig.run(station.controller, type="play", stream_url=rig.media.live("thoi-su"),
+                  content_id="ct-normal")
+    cut = await rig.run(station.controller, type="play", stream_url=rig.media.live("bao"),
+                        content_id="ct-storm", level="emergency")
+    assert cut.status is CommandStatus.DONE
+    later = await rig.run(station.controller, type="play", stream_url=rig.media.live(),
+                          content_id="ct-later", level="normal")
+    assert (later.status, later.code) == (CommandStatus.REJECTED, "busy")
+    assert [(p.content_id, p.outcome) for p in station.decoder.truth.plays] == [
+        ("ct-normal", "interrupted"), ("ct-storm", "playing")]
+    after = await rig.run(station.controller, type="play", stream_url=rig.media.live("lu"),
+                          content_id="ct-flood", level="emergency")
+    assert after.status is CommandStatus.DONE  # an equal level cuts what plays
+
+
+async def test_each_line_is_a_zone_reading_of_the_controller(rig: Rig, station: Station
+                                                             ) -> None:
+    await rig.run(station.controller, type="switch_zones", zones={"2": True, "4": True})
+    status = await rig.hub.read_status(station.controller.id)
+    assert {k: v for k, v in status.telemetry.items() if k.startswith("zone.")} == {
+        "zone.1": False, "zone.2": True, "zone.3": False, "zone.4": True}
+    assert station.sim.truth.zone_changes[-1]["zones"] == {"1": False, "2": True,
+                                                           "3": False, "4": True}
 
 
 async def test_play_on_a_zone_switches_only_that_line(rig: Rig, station: Station) -> None:

@@ -242,14 +242,24 @@ class MqttConnection:
     # -- routing ------------------------------------------------------------------------------
 
     async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        """Route messages matching ``topic_filter`` to ``handler`` (now and after reconnects)."""
+        """Route messages matching ``topic_filter`` to ``handler`` (now and after reconnects).
+
+        The handler gets the broker's retained messages for the filter, also when the filter
+        is subscribed already for another handler: the filter is subscribed again, which
+        makes the broker send its retained messages again (MQTT 3.1.1 §3.8.4, MQTT 5 with
+        retain handling 0). The other handlers of the filter see them again too, as they do
+        after every reconnect: retained messages are state, and handlers take them as such.
+        """
         sub = self._subs.get(topic_filter)
         if sub is None:
             sub = self._subs[topic_filter] = _Subscription(topic_filter, qos)
-            if self._client is not None and self.connected.is_set():
-                with contextlib.suppress(aiomqtt.MqttError), map_mqtt_errors("subscribe"):
-                    await self._client.subscribe(topic_filter, qos=qos)
+        sub.qos = max(sub.qos, qos)
+        # in place before the broker answers: retained messages may be routed before the
+        # SUBACK wakes this coroutine
         sub.handlers.append(handler)
+        if self._client is not None and self.connected.is_set():
+            with contextlib.suppress(aiomqtt.MqttError), map_mqtt_errors("subscribe"):
+                await self._client.subscribe(topic_filter, qos=sub.qos)
 
     async def unsubscribe(self, topic_filter: str, handler: Handler) -> None:
         sub = self._subs.get(topic_filter)

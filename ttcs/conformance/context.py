@@ -8,11 +8,12 @@ the ground truth or, at a real device, of the person beside it (:meth:`CaseConte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ..core.errors import DeviceError
+from ..core.errors import DeviceError, TTCSError
 from ..core.plugins import LoadedPlugin
 from ..schemas import Command, CommandResult, Connectivity, Device
 from ..simulators.base import Fault
@@ -41,6 +42,8 @@ class CaseContext:
         self.notes: list[str] = []
         self.started = datetime.now(UTC)
         self.injected: list[tuple[DeviceUnderTest, Fault]] = []
+        #: broadcasts the case scheduled through the hub (cancelled when it ends)
+        self.broadcasts: list[str] = []
         #: every log line of the run so far (whole-run cases judge them)
         self.run_log_lines: list[str] = []
 
@@ -97,6 +100,18 @@ class CaseContext:
             except Exception as exc:  # a simulator problem must not hide the case's result
                 self.note(f"clearing {fault.value} failed: {exc!r}")
         self.injected.clear()
+
+    async def cancel_broadcasts(self) -> None:
+        """Cancel what the case scheduled, so that no later case (and no planner round) has
+        to carry it."""
+        from .environment import ACTOR
+
+        hub = self.env.hub
+        for broadcast_id in self.broadcasts:
+            if hub.broadcasts is not None:
+                with contextlib.suppress(TTCSError):  # done or cancelled already
+                    await hub.broadcasts.cancel(broadcast_id, ACTOR)
+        self.broadcasts.clear()
 
     # -- waiting and observing ----------------------------------------------------------------
 

@@ -13,9 +13,18 @@ be earned by declaring less than the plugin does::
       name: acme                     # a simulator this plugin registers (ttcs sim list)
       options: {heartbeat: "1"}      # its `ttcs sim run --option` values for a certification run
       config: {poll_interval: 0.5}   # merged over the simulator's registration settings
+      child_config: {poll_interval: 0.5}  # ... and over those of the children reached through it
     tls:                             # how to run it over TLS ({tls_cert}, {tls_key}, {tls_ca}, ...)
       simulator_options: {cert: "{tls_cert}", key: "{tls_key}"}
       config: {ca_file: "{tls_ca}"}
+
+A protocol without TLS that secures the link itself (SNMPv3 USM) says so, and gives the keys
+that must be refused instead of a CA::
+
+    tls:
+      link: "SNMPv3 USM authPriv (SHA, AES)"
+      simulator_options: {snmp_version: "3"}
+      refused_config: {auth_key: "not-the-agents-key", priv_key: "not-the-agents-key"}
 """
 
 from __future__ import annotations
@@ -50,17 +59,27 @@ class SimulatorUse(BaseModel):
     name: str
     options: dict[str, str] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
+    child_config: dict[str, Any] = Field(default_factory=dict, description="merged over the "
+                                         "registration settings of every child device (a "
+                                         "controller's lines, a transmitter's receivers)")
 
 
 class TlsUse(BaseModel):
-    """How to run the simulator and register the device over TLS (placeholders filled in)."""
+    """How to run the simulator and register the device over a secured link (placeholders
+    filled in): TLS, or a protocol's own security where it has no TLS (SNMPv3 USM)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    link: str = Field(default="TLS", description="what secures the link, as the report says "
+                      "it (\"TLS\", \"SNMPv3 USM authPriv (SHA, AES)\")")
     simulator_options: dict[str, str] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     broker: bool = Field(default=False, description="the link is the MQTT broker's: run the "
-                         "broker with TLS and passwords ({mqtt_tls_url})")
+                         "broker with TLS and passwords ({mqtt_tls_url}, {mqtt_tls_hub_url})")
+    refused_config: dict[str, Any] | None = Field(
+        default=None, description="merged over the secured registration for the attempt that "
+        "must be refused: keys the device does not share. Without it the attempt trusts a CA "
+        "that did not sign the device's certificate ({tls_ca} is that CA)")
 
 
 class Declaration(BaseModel):

@@ -170,8 +170,14 @@ class Environment:
         self._command_timeout = command_timeout
         self.secrets: set[str] = set()  # every secret the run configured (TC-SEC-001)
         self.devices: dict[str, Device] = {}  # role -> registered device
+        self.children: dict[str, list[str]] = {}  # role -> roles of the devices reached through it
         self.identity: DeviceInfo | None = None  # what the primary device said it is
         self.plugin_dir: Path | None = None  # the plugin's package (tasks of its code)
+        #: the cases wake the planner when they schedule something; devices that keep
+        #: their own schedule (schedule.local) are synced within a fraction of a second
+        #: rather than every 30 s
+        self.dispatch = DispatchSettings(plan_interval=1.0, lookahead=2.0, backoff=(0.2, 2.0),
+                                         sync_interval=0.3)
 
     @property
     def hub(self) -> Hub:
@@ -207,9 +213,7 @@ class Environment:
 
     async def start_hub(self) -> None:
         assert self.settings is not None
-        hub = Hub(self.settings, self.plugins,
-                  dispatch=DispatchSettings(plan_interval=0.2, lookahead=2.0,
-                                            backoff=(0.2, 2.0)))
+        hub = Hub(self.settings, self.plugins, dispatch=self.dispatch)
         hub.bus.subscribe(self.events.append)
         await hub.start()
         from ..core.http import start_http
@@ -297,17 +301,21 @@ class Environment:
 
     async def register(self, role: str, registration: dict[str, Any], *,
                        supervise: bool = True) -> Device:
-        """Probe and register a device (as `ttcs devices add` does), then supervise it."""
+        """Probe and register a device (as `ttcs devices add` does), then supervise it. A
+        child's registration names its parent (``parent_id``)."""
         self.secrets |= self.config_secrets(registration)
         device = await self.hub.registry.add_device(DeviceSpec(
             plugin=registration["plugin"], kind=registration["kind"], area_code=AREA,
-            name=f"conformance {role}", config=registration.get("config", {})), ACTOR)
+            name=f"conformance {role}", config=registration.get("config", {}),
+            parent_id=registration.get("parent_id")), ACTOR)
         self.devices[role] = device
         if supervise:
             await self.hub.supervise(device)
         return device
 
     async def unregister(self, role: str) -> None:
+        for child in self.children.pop(role, []):
+            await self.unregister(child)
         device = self.devices.pop(role, None)
         if device is not None:
             await self.hub.unsupervise(device.id)

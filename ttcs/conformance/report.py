@@ -29,7 +29,7 @@ from ..schemas.errors import explain
 from .outcome import CaseResult, Status
 
 KIT_NAME = "ttcs-conformance"
-KIT_VERSION = "1.0.0"
+KIT_VERSION = "1.1.0"
 FORMAT = "ttcs-certification/1"
 SIGNATURE_TYPE = "ttcs-certification"
 

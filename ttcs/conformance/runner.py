@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import os
 import platform
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from .. import SDK_VERSION, __version__
 from ..core.errors import DeviceError, TTCSError
 from ..core.plugins import LoadedPlugin, PluginManager, default_manager
 from ..schemas import Connectivity
+from ..simulators.base import SimulatorSpec
 from .cases import Profile
 from .checks import WHOLE_RUN, implementations
 from .context import CaseContext, describe
@@ -85,6 +88,19 @@ class RunRequest:
     notes: list[str] = field(default_factory=list)
 
 
+def simulator_code(spec: SimulatorSpec) -> tuple[str, ...]:
+    """Where the simulator's code lives: the hub's simulators, and the module that builds
+    this one (a vendor's simulator in its own package)."""
+    from .. import simulators
+
+    places = [str(Path(simulators.__file__).parent) + os.sep]
+    with contextlib.suppress(TypeError, OSError):
+        source = inspect.getsourcefile(spec.build)
+        if source:
+            places.append(source)
+    return tuple(places)
+
+
 def _plugin(plugins: PluginManager, plugin_id: str) -> LoadedPlugin:
     try:
         return plugins.get(plugin_id)
@@ -111,7 +127,8 @@ def _target(request: RunRequest, plugin: LoadedPlugin, declaration: Declaration,
         declaration.simulator.name == name else None
     return SimulatorTarget(specs[name], broker_url=broker_url,
                            options=use.options if use else None,
-                           config=use.config if use else None)
+                           config=use.config if use else None,
+                           child_config=use.child_config if use else None)
 
 
 async def certify(request: RunRequest) -> Report:
@@ -139,6 +156,8 @@ async def certify(request: RunRequest) -> Report:
         async with env:
             assert env.broker is not None
             target = _target(request, plugin, declaration, env.broker.device_url)
+            if isinstance(target, SimulatorTarget):
+                env.watch.excused_code = simulator_code(target.spec)
             if not env.broker.checks_passwords:
                 notes.append("The MQTT broker of this run does not check passwords; cases "
                              "that need it were not run.")
@@ -238,6 +257,8 @@ async def _run_case(selected: Selected, env: Environment, target: Target,
         ctx.note("".join(traceback.format_exception(exc, limit=8)))
     finally:
         await ctx.clear_all()
+        with contextlib.suppress(Exception):  # the hub may be the case's casualty
+            await ctx.cancel_broadcasts()
         env.watch.label = None
     await _settle(ctx)
     if status is None:

@@ -1,10 +1,17 @@
 """What the kit certifies against: simulated devices, or a real device with a person beside it.
 
-Cases only see :class:`DeviceUnderTest`: its registration (plugin, kind, config), faults to
-inject and clear, and its ground truth. A simulator does all three itself (through the plugin's
+Cases only see :class:`DeviceUnderTest`: its registration (plugin, kind, config), the
+registrations of the children reached through it, faults to inject and clear, and its ground
+truth. A simulator does all of it itself (through the plugin's
 :class:`~ttcs.simulators.base.SimulatorSpec`, exactly as ``ttcs sim run`` starts it). At a real
 device there is no ground truth and no fault injection: a person is asked to do the fault and
 to confirm what the device did — or, in a run without a person, those steps are *not run*.
+
+A station may be several boxes: a wired zone controller or an FM transmitter with the audio
+decoder that feeds it. A simulator builds them as one fleet; the kit certifies the one box
+that can say how it is registered, and treats the others as its *parts*: a fault is done to
+the whole station (every box), and the ground truth is the station's (every box's, merged in
+time order).
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import copy
+import errno
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..core.errors import TTCSError
 from ..schemas import DeviceKind
 from ..schemas.errors import explain
-from ..simulators.base import Fault, Fleet, SimOptions, SimulatorSpec
+from ..simulators.base import Fault, Fleet, SimOptions, SimulatedDevice, SimulatorSpec
 from ..testing.net import free_port
 from .outcome import NotRun
 
@@ -43,8 +52,22 @@ MANUAL_FAULTS: dict[Fault, tuple[str, str]] = {
 }
 
 
+#: starts of a simulator tried when its free port turns out to be taken
+BIND_ATTEMPTS = 3
+
+
 class DeviceFileError(TTCSError):
     """The ``--device-config`` file is missing or invalid."""
+
+
+class ChildEntry(BaseModel):
+    """A device reached only through the device above it (a wired line, an FM receiver
+    cluster): registered with the parent's id as ``parent_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: DeviceKind
+    config: dict[str, Any] = Field(default_factory=dict)
 
 
 class DeviceEntry(BaseModel):
@@ -57,6 +80,8 @@ class DeviceEntry(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     serial: str | None = Field(default=None, description="the serial on the device's label, "
                                "if the certifier wants it checked")
+    children: list[ChildEntry] = Field(default_factory=list, description="devices reached "
+                                       "through this one, registered after it")
 
 
 class DeviceFile(BaseModel):
@@ -120,6 +145,11 @@ class DeviceUnderTest(abc.ABC):
     def registration(self) -> dict[str, Any]:
         """``{"plugin", "kind", "config"}`` to register it with."""
 
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        """Registrations (``{"plugin", "kind", "parent_id", "config"}``) of the devices
+        reached through this one once it is registered as ``parent_id`` (none by default)."""
+        return []
+
     @property
     @abc.abstractmethod
     def expected_serial(self) -> str | None:
@@ -150,17 +180,24 @@ class DeviceUnderTest(abc.ABC):
 
 
 class SimulatedUnderTest(DeviceUnderTest):
-    """A simulated device from one fleet of the plugin's simulator."""
+    """A simulated device (and the boxes it is composed with) from one fleet of the plugin's
+    simulator."""
 
     mode = "simulator"
 
     def __init__(self, fleet: Fleet, config_overrides: dict[str, Any], port: int,
-                 prefix: str) -> None:
+                 prefix: str, child_overrides: dict[str, Any] | None = None) -> None:
         self.fleet = fleet
-        [self.sim] = list(fleet.devices.values())
+        self.sim, self.parts = station_of(fleet)
         self.port = port
         self.prefix = prefix
         self._overrides = config_overrides
+        self._child_overrides = dict(child_overrides or {})
+
+    @property
+    def boxes(self) -> list[SimulatedDevice]:
+        """Every box of the station: the device under test first, then its parts."""
+        return [self.sim, *self.parts]
 
     def registration(self) -> dict[str, Any]:
         try:
@@ -170,25 +207,82 @@ class SimulatedUnderTest(DeviceUnderTest):
         reg["config"] = {**reg.get("config", {}), **self._overrides}
         return reg
 
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        children = copy.deepcopy(self.sim.children(parent_id))
+        for child in children:
+            child["config"] = {**child.get("config", {}), **self._child_overrides}
+        return children
+
     @property
     def expected_serial(self) -> str:
         return self.sim.serial
 
     async def inject(self, fault: Fault, **params: Any) -> None:
-        await self.sim.inject(fault, **params)
+        await asyncio.gather(*(box.inject(fault, **params) for box in self.boxes))
 
     async def clear(self, fault: Fault | None = None) -> None:
-        await self.sim.clear(fault)
+        await asyncio.gather(*(box.clear(fault) for box in self.boxes))
 
     def truth(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.sim.truth.to_json()
-        return data
+        return merged_truth([box.truth.to_json() for box in self.boxes])
 
     def state(self) -> dict[str, Any]:
         return self.sim.state()
 
     async def stop(self) -> None:
         await self.fleet.stop()
+
+
+def registrable(device: SimulatedDevice) -> bool:
+    """Whether ``device`` says how it is registered (a decoder feeding a station does not)."""
+    try:
+        device.registration()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def station_of(fleet: Fleet) -> tuple[SimulatedDevice, list[SimulatedDevice]]:
+    """The device under test of a one-station fleet and the boxes it is composed with."""
+    devices = list(fleet.devices.values())
+    main = [d for d in devices if registrable(d)]
+    if len(devices) == 1:
+        return devices[0], []
+    if len(main) != 1:
+        raise NotRun(f"the simulator built {len(devices)} devices for one station, "
+                     f"{len(main)} of which describe their registration (the kit needs one)")
+    return main[0], [d for d in devices if d is not main[0]]
+
+
+def _entry_time(entry: Any) -> str | None:
+    """When a ground-truth entry happened (ISO text), if it says."""
+    if isinstance(entry, dict):
+        for key in ("at", "started_at", "from"):
+            if isinstance(entry.get(key), str):
+                return str(entry[key])
+        return None
+    if isinstance(entry, list | tuple) and entry and isinstance(entry[0], str):
+        return entry[0]
+    return None
+
+
+def merged_truth(truths: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ground truth for a station of several boxes: lists under the same key are joined
+    in time order (entries that do not say when keep their box's order); anything else is the
+    first box's."""
+    if len(truths) == 1:
+        return truths[0]
+    merged: dict[str, Any] = {}
+    for truth in truths:
+        for key, value in truth.items():
+            if key not in merged:
+                merged[key] = list(value) if isinstance(value, list) else value
+            elif isinstance(value, list) and isinstance(merged[key], list):
+                merged[key].extend(value)
+    for value in merged.values():
+        if isinstance(value, list) and all(_entry_time(e) is not None for e in value):
+            value.sort(key=lambda e: datetime.fromisoformat(str(_entry_time(e))))
+    return merged
 
 
 class RealUnderTest(DeviceUnderTest):
@@ -203,6 +297,10 @@ class RealUnderTest(DeviceUnderTest):
     def registration(self) -> dict[str, Any]:
         return {"plugin": self.entry.plugin, "kind": self.entry.kind.value,
                 "config": dict(self.entry.config)}
+
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        return [{"plugin": self.entry.plugin, "kind": c.kind.value, "parent_id": parent_id,
+                 "config": dict(c.config)} for c in self.entry.children]
 
     @property
     def expected_serial(self) -> str | None:
@@ -259,11 +357,13 @@ class SimulatorTarget(Target):
 
     def __init__(self, spec: SimulatorSpec, *, broker_url: str,
                  options: dict[str, str] | None = None,
-                 config: dict[str, Any] | None = None, host: str = "127.0.0.1") -> None:
+                 config: dict[str, Any] | None = None,
+                 child_config: dict[str, Any] | None = None, host: str = "127.0.0.1") -> None:
         self.spec = spec
         self.broker_url = broker_url
         self.options = dict(options or {})
         self.config = dict(config or {})
+        self.child_config = dict(child_config or {})
         self.host = host
         self._devices: dict[str, SimulatedUnderTest] = {}
         self._all: list[SimulatedUnderTest] = []
@@ -277,19 +377,31 @@ class SimulatorTarget(Target):
     async def build(self, prefix: str, *, options: dict[str, str] | None = None,
                     config: dict[str, Any] | None = None, broker: str | None = None,
                     port: int | None = None) -> SimulatedUnderTest:
-        """A fresh one-device fleet (its serial follows ``prefix``)."""
-        port = port or free_port()
-        fleet = await self.spec.build(SimOptions(
-            count=1, host=self.host, port=port, broker=broker or self.broker_url,
-            serial_prefix=prefix, extra={**self.options, **(options or {})}))
-        if len(fleet.devices) != 1:
-            await fleet.stop()
-            raise NotRun(f"simulator {self.spec.name} built {len(fleet.devices)} devices for "
-                         "--count 1")
-        await fleet.start()
-        dut = SimulatedUnderTest(fleet, {**self.config, **(config or {})}, port, prefix)
-        self._all.append(dut)
-        return dut
+        """A fresh one-device fleet (its serial follows ``prefix``). On a port chosen here,
+        a start that finds the port taken (another process got the same free port between
+        the check and the bind) is tried again on another."""
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            chosen = port or free_port()
+            fleet = await self.spec.build(SimOptions(
+                count=1, host=self.host, port=chosen, broker=broker or self.broker_url,
+                serial_prefix=prefix, extra={**self.options, **(options or {})}))
+            try:
+                dut = SimulatedUnderTest(fleet, {**self.config, **(config or {})}, chosen,
+                                         prefix, self.child_config)
+            except NotRun:
+                await fleet.stop()
+                raise
+            try:
+                await fleet.start()
+            except OSError as exc:
+                await fleet.stop()
+                if exc.errno != errno.EADDRINUSE or port is not None or \
+                        attempt == BIND_ATTEMPTS:
+                    raise
+                continue
+            self._all.append(dut)
+            return dut
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def moved(self, dut: DeviceUnderTest) -> DeviceUnderTest:
         """Stop the simulator and start it again with the same serial on a new port."""
@@ -328,6 +440,6 @@ class DeviceTarget(Target):
         return self._devices[index]
 
 
-__all__ = ["MANUAL_FAULTS", "ConsolePerson", "DeviceEntry", "DeviceFile", "DeviceFileError",
-           "DeviceTarget", "DeviceUnderTest", "Person", "RealUnderTest", "SimulatedUnderTest",
-           "SimulatorTarget", "Target"]
+__all__ = ["MANUAL_FAULTS", "ChildEntry", "ConsolePerson", "DeviceEntry", "DeviceFile",
+           "DeviceFileError", "DeviceTarget", "DeviceUnderTest", "Person", "RealUnderTest",
+           "SimulatedUnderTest", "SimulatorTarget", "Target", "merged_truth", "station_of"]

@@ -112,6 +112,10 @@ class DispatchSettings:
     sync_interval: float = 30.0
 
 
+#: refused deliveries remembered (so each is logged once); older ones are logged again at most
+REFUSALS_REMEMBERED = 10_000
+
+
 def backoff_delay(attempts: int, low: float, high: float) -> float:
     """Exponential backoff with full jitter in [base/2, base]."""
     base: float = min(high, low * (2 ** max(0, attempts - 1)))
@@ -138,8 +142,10 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._media: dict[tuple[str, str, str], tuple[float, PlayableMedia]] = {}
         self._synced: dict[str, str] = {}  # device -> hash of the schedule last sent
+        self._refused: dict[str, None] = {}  # deliveries refused and recorded, oldest first
         self._unsubscribe = hub.bus.subscribe(self._on_event)
         self.sent = 0
+        self.syncs = 0  # rounds of sync_local_schedules
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -176,6 +182,7 @@ class Dispatcher:
                     log.exception("schedule_sync.failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.plan_interval)
+            self._wake.clear()  # woken once, planned once: not a busy loop from then on
 
     async def plan_once(self, now: datetime) -> int:
         """Queue every item due within the lookahead; returns how many rows were added."""
@@ -232,7 +239,9 @@ class Dispatcher:
                         new_rows.append(await self._row(device, commune, placement, b, row,
                                                         content))
                     except TTCSError as exc:  # unapproved, altered, media gone: never sent
-                        new_rows.append(self._refusal(device.id, placement, b, str(exc)))
+                        refusal = self._refusal(device.id, placement, b, str(exc))
+                        if refusal is not None:
+                            new_rows.append(refusal)
         added = await self._insert(new_rows)
         if added:
             await self._mark_active([r["broadcast_id"] for r in new_rows])
@@ -256,12 +265,20 @@ class Dispatcher:
             return await self.hub.registry.get_device(device_id)  # type: ignore[no-any-return]
         return None
 
-    def _refusal(self, device_id: str, p: Placement, b: Any, reason: str) -> dict[str, Any]:
-        """A row that records, durably and once, that this delivery was refused."""
+    def _refusal(self, device_id: str, p: Placement, b: Any, reason: str
+                 ) -> dict[str, Any] | None:
+        """A row that records, durably and once, that this delivery was refused (None: this
+        process recorded it already — the planner sees a due item again every round, so it
+        is logged once, not once per round)."""
+        key = f"{p.occurrence.key}/{device_id}"
+        if key in self._refused:
+            return None
+        self._refused[key] = None
+        while len(self._refused) > REFUSALS_REMEMBERED:
+            self._refused.pop(next(iter(self._refused)))
         log.warning("dispatch.refused", broadcast=b.id, device=device_id, reason=reason)
         assert p.start is not None
-        values = _outbox_values(StopCommand(id=new_id("cmd"),
-                                            idempotency_key=f"{p.occurrence.key}/{device_id}"),
+        values = _outbox_values(StopCommand(id=new_id("cmd"), idempotency_key=key),
                                 device_id, p.occurrence.level, b.id, b.content_id, None,
                                 not_before=p.start, expires_at=None)
         return {**values, "state": RowState.REFUSED, "last_error": reason}
@@ -348,6 +365,7 @@ class Dispatcher:
 
     async def sync_local_schedules(self, now: datetime) -> int:
         """Send each local-schedule device its next ``sync_horizon`` when it changed."""
+        self.syncs += 1
         sent = 0
         devices = [d for d in await self.hub.registry.list_devices()
                    if Capability.SCHEDULE_LOCAL in d.capabilities]
@@ -355,6 +373,7 @@ class Dispatcher:
             placements, _ = await self.broadcasts.timeline(device.id, now,
                                                            now + self.settings.sync_horizon)
             entries = []
+            refusals: list[dict[str, Any]] = []
             commune = (await self.broadcasts.communes([device.area_code]))[device.area_code]
             for p in placements:
                 if not p.placed:
@@ -362,8 +381,17 @@ class Dispatcher:
                 b = await self.broadcasts.get(p.occurrence.broadcast_id)
                 if _real_time(p.occurrence.level, b):
                     continue  # sent as a play command by the planner
-                content = await self.content.get(b.content_id)
-                playable = await self._playable(content, commune)  # verifies approval
+                try:
+                    content = await self.content.get(b.content_id)
+                    # checked every time: the media cache below does not see a later edit
+                    await self.content.verify_approval(content)
+                    playable = await self._playable(content, commune)
+                except TTCSError as exc:  # unapproved, altered, media gone: left off the
+                    # device's table (recorded once), the other entries still go
+                    refusal = self._refusal(device.id, p, b, str(exc))
+                    if refusal is not None:
+                        refusals.append(refusal)
+                    continue
                 assert p.start is not None
                 entries.append(ScheduleEntry(
                     id=_entry_id(b.id, p.occurrence.start), content_id=content.id,
@@ -376,6 +404,8 @@ class Dispatcher:
             digest = hashlib.sha256(json.dumps(
                 [e.model_dump(mode="json", exclude={"media": {"url"}}) for e in entries],
                 sort_keys=True).encode()).hexdigest()[:24]
+            if refusals:
+                await self._insert(refusals)
             if self._synced.get(device.id) == digest:
                 continue
             command = SyncScheduleCommand(id=new_id("cmd"),

@@ -21,10 +21,15 @@ To compose it in a plugin::
 Requests to one decoder are serialised and time-limited, and every failure arrives as a hub
 error (:mod:`ttcs.adapters.rest`). ``session`` is the idempotency key: playing the same
 session twice plays it once.
+
+The decoder knows nothing of bulletin levels: any play cuts what plays. The station's driver
+keeps the three levels with :meth:`AudioDecoder.admit` before it plays — an emergency cuts a
+normal bulletin, a normal bulletin does not cut an emergency.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -32,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ..adapters.errors import map_decode_errors
 from ..adapters.pool import Transports
 from ..adapters.rest import RestDevice, fetch_verified
-from ..schemas import PlayCommand
+from ..core.errors import CommandRejected
+from ..schemas import BulletinLevel, PlayCommand
 
 API = "/api/v1"
 API_KEY_HEADER = "X-API-Key"
@@ -132,6 +138,18 @@ class AudioDecoder:
         if duration is not None:
             body["duration"] = duration
         return await self._state("POST", "/play", body, "starting the decoder")
+
+    async def admit(self, session: str, level: BulletinLevel,
+                    playing: Mapping[str, BulletinLevel]) -> DecoderState:
+        """Refuse (``CommandRejected``, code ``busy``) a play of ``session`` at ``level`` while
+        the decoder plays a session of a higher level; ``playing`` holds the levels of the
+        sessions the caller started. Returns the decoder's state."""
+        state = await self.status()
+        current = playing.get(state.session or "") if state.playing else None
+        if current is not None and state.session != session and current.rank > level.rank:
+            raise CommandRejected(f"a {current.value} bulletin is on air; a {level.value} one "
+                                  "does not cut it", code="busy")
+        return state
 
     async def stop(self, session: str | None = None) -> DecoderState:
         """Stop what plays (only if it is ``session``, when given)."""

@@ -128,6 +128,12 @@ class SimulatedDevice(abc.ABC):
         whatever the plugin needs, credentials included (this is a simulator)."""
         raise NotImplementedError(f"{type(self).__name__} does not describe its registration")
 
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        """How to register the devices reached only through this one (a controller's lines,
+        a transmitter's receiver clusters) once it is registered as ``parent_id``:
+        ``[{"plugin", "kind", "parent_id", "config"}]``. A device without children: ``[]``."""
+        return []
+
     async def inject(self, fault: Fault, **params: Any) -> None:
         """Start a fault. Subclasses extend :meth:`on_fault` to act on it."""
         self.truth.faults.append({"at": now(), "fault": fault.value, "params": params,

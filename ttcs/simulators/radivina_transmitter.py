@@ -19,8 +19,10 @@ station.
 Ground truth (``truth``): ``rf`` (carrier on/off over time, with the cause), ``zone_switches``
 (each in-band code keyed: zone, on/off, the DTMF sequence sent), ``timeline`` (carrier,
 frequency and zones on after every change), ``commands`` (every SET with who sent it and how
-it ended), ``rejections`` (refused SETs); :meth:`RadiVinaTransmitter.on_air` joins the
-timeline with the decoder's plays: what was broadcast, when, on which zones.
+it ended), ``rejections`` (refused SETs); under the conformance kit's keys also
+``rf_changes`` ``{"at", "on"}``, ``tunes`` ``{"at", "frequency_mhz"}`` and ``zone_changes``
+``{"at", "zones": {"1": on, …}}``; :meth:`RadiVinaTransmitter.on_air` joins the timeline with
+the decoder's plays: what was broadcast, when, on which zones.
 
 Faults: ``offline`` closes the UDP port (the engine keeps running); ``slow`` answers after
 ``delay`` s; ``garbage`` answers bytes that are not SNMP, or with ``{"mode": "types"}``
@@ -85,6 +87,10 @@ class FmTruth(GroundTruth):
     rf: list[dict[str, Any]] = field(default_factory=list)
     zone_switches: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    # under the conformance kit's keys: the carrier switch, tunings, zones after each SET PDU
+    rf_changes: list[dict[str, Any]] = field(default_factory=list)
+    tunes: list[dict[str, Any]] = field(default_factory=list)
+    zone_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def default_zones() -> list[Zone]:
@@ -102,8 +108,11 @@ class RadiVinaTransmitter(SimulatedDevice):
                  zones: list[Zone] | None = None, decoder: AudioDecoder | None = None,
                  ambient: float = 32.0, thermal_tau: float = 60.0,
                  antenna_vswr: float = 1.15, battery_drain_per_min: float = 2.0,
-                 location: str = "Tram truyen thanh xa") -> None:
+                 location: str = "Tram truyen thanh xa", snmp_version: str = "2c") -> None:
         super().__init__(serial)
+        if snmp_version not in ("2c", "3"):
+            raise ValueError("snmp_version is 2c or 3")
+        self.snmp_version = snmp_version  # how registration() says to reach it
         self.truth: FmTruth = FmTruth()
         self.firmware = firmware
         self.frequency_khz = frequency_khz
@@ -254,6 +263,7 @@ class RadiVinaTransmitter(SimulatedDevice):
         if on != self._on_air or not self.truth.rf:
             self._on_air = on
             self.truth.rf.append({"at": utcnow(), "on": on, "cause": cause})
+            self.truth.rf_changes.append({"at": utcnow(), "on": on})
         self._snapshot()
 
     def _snapshot(self) -> None:
@@ -383,6 +393,7 @@ class RadiVinaTransmitter(SimulatedDevice):
 
     def _set_frequency(self, value: int) -> None:
         self.frequency_khz = value
+        self.truth.tunes.append({"at": utcnow(), "frequency_mhz": value / 1000})
         self._snapshot()
 
     def _set_power(self, value: int) -> None:
@@ -400,6 +411,8 @@ class RadiVinaTransmitter(SimulatedDevice):
                                          "code": z.code, "on": on,
                                          "sent": mib.zone_command(z.code, on),
                                          "frequency_khz": self.frequency_khz})
+        self.truth.zone_changes.append({"at": utcnow(), "zones": {
+            str(i): zone.on for i, zone in sorted(self.zones.items())}})
         self._snapshot()
 
     def _check_code(self, z: Zone, value: bytes) -> None:
@@ -480,15 +493,27 @@ class RadiVinaTransmitter(SimulatedDevice):
         }
 
     def registration(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"host": self.host, "port": self.port, "snmp_version": "2c",
-                                  "community": self._community(False),
-                                  "write_community": self._community(True)}
+        """How to register the transmitter: with its communities (v2c), or — built with
+        ``snmp_version=3`` — as its first read-write USM user, authPriv."""
+        config: dict[str, Any] = {"host": self.host, "port": self.port,
+                                  "snmp_version": self.snmp_version}
+        if self.snmp_version == "3":
+            user = next(u for u in self.credentials.users if u.write and u.priv_key)
+            config |= {"user": user.name, "auth_protocol": user.auth, "auth_key": user.auth_key,
+                       "priv_protocol": user.priv, "priv_key": user.priv_key}
+        else:
+            config |= {"community": self._community(False),
+                       "write_community": self._community(True)}
         if self.decoder is not None:
             config.update(decoder_url=self.decoder.url, decoder_api_key=self.decoder.api_key)
         return {"plugin": "radivina", "kind": DeviceKind.FM_TRANSMITTER.value,
-                "config": config,
-                "receivers": [{"kind": DeviceKind.FM_RECEIVER.value, "config": {"zone": i}}
-                              for i in sorted(self.zones)]}
+                "config": config}
+
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        """One receiver cluster per row of the zone table, as children of the transmitter
+        registered as ``parent_id``."""
+        return [{"plugin": "radivina", "kind": DeviceKind.FM_RECEIVER.value,
+                 "parent_id": parent_id, "config": {"zone": i}} for i in sorted(self.zones)]
 
     def _community(self, writable: bool) -> str:
         return next(c for c, w in self.credentials.communities.items() if w is writable)
@@ -562,7 +587,8 @@ def _utf8(size: int) -> Any:
 async def build(options: SimOptions) -> Fleet:
     """One transmitter and its decoder per station (``--count``); options: ``community``,
     ``write_community``, ``decoder_key``, ``firmware``, ``zones`` (count, default 4),
-    ``thermal_tau``, ``ambient``."""
+    ``thermal_tau``, ``ambient``, ``snmp_version`` (``3``: the registration it prints uses
+    the SNMPv3 user ``ttcs``, authPriv, instead of the communities)."""
     prefix = options.serial_prefix or "RV"
     extra = options.extra
     devices: list[SimulatedDevice] = []
@@ -579,7 +605,8 @@ async def build(options: SimOptions) -> Fleet:
             write_community=extra.get("write_community", "private"),
             firmware=extra.get("firmware", "2.4.1"), zones=zones, decoder=decoder,
             thermal_tau=float(extra.get("thermal_tau", "60")),
-            ambient=float(extra.get("ambient", "32"))))
+            ambient=float(extra.get("ambient", "32")),
+            snmp_version=extra.get("snmp_version", "2c")))
         devices.append(decoder)
     return Fleet(devices, info={"vendor": VENDOR, "model": MODEL,
                                 "mib": "docs/spec/RADIVINA-FM-MIB.mib"})

@@ -46,7 +46,16 @@ from ..core.config import DEFAULT_MQTT_PORT
 from ..plugins.saokhue import protocol as wire
 from ..plugins.saokhue.schedule import PRIORITY_TO_LEVEL, next_slot, slots
 from ..schemas import DeviceKind
-from .base import Fault, Fleet, PlayRecord, Rejection, SimOptions, SimulatedDevice, SimulatorSpec
+from .base import (
+    Fault,
+    Fleet,
+    GroundTruth,
+    PlayRecord,
+    Rejection,
+    SimOptions,
+    SimulatedDevice,
+    SimulatorSpec,
+)
 from .base import now as utcnow
 
 #: a slot found this late (clock jumped, loop starved) is missed rather than played
@@ -55,6 +64,15 @@ LATE_GRACE = timedelta(seconds=60)
 ACKS_KEPT = 64
 #: missed slots looked back for on power-up
 MISSED_LOOKBACK = timedelta(hours=24)
+
+
+@dataclasses.dataclass
+class StationTruth(GroundTruth):
+    """The common ground truth, and every schedule table the station installed, under the
+    conformance kit's key ``schedules``: ``{"at", "version", "items": [{"id", "content_id",
+    "broadcast_id"}]}``."""
+
+    schedules: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -75,6 +93,7 @@ class SaoKhueStation(SimulatedDevice):
                  stream_seconds: float = 5.0, clock_offset: float = 0.0, utc_offset: int = 7,
                  hub_login: tuple[str, str] | None = None) -> None:
         super().__init__(serial)
+        self.truth: StationTruth = StationTruth()
         self.broker_url = broker_url
         self.firmware = firmware
         self.model = model
@@ -440,6 +459,9 @@ class SaoKhueStation(SimulatedDevice):
         self.schedule, self.schedule_version = list(command.ds), command.lich_ver
         self.schedule_history.append({"at": utcnow(), "version": command.lich_ver,
                                       "rows": [i.ma_lich for i in command.ds]})
+        self.truth.schedules.append({"at": utcnow(), "version": command.lich_ver, "items": [
+            {"id": i.ma_lich, "content_id": i.ma_nd, "broadcast_id": i.ma_ct}
+            for i in command.ds]})
         self._cursor = self.clock()
         self._schedule_changed.set()
         await self.publish_heartbeat()

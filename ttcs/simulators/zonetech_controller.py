@@ -9,7 +9,8 @@ through it (a volume above 100 or a coil past the last line is refused with Modb
 Ground truth, beside the base :class:`~ttcs.simulators.base.GroundTruth`:
 
 - ``truth.relays``: every relay change ``{"at", "line", "on", "cause"}`` (cause ``modbus``,
-  ``power_loss``, ``reboot``);
+  ``power_loss``, ``reboot``); ``truth.zone_changes``: every line's relay after each write
+  that changed one ``{"at", "zones": {"1": on, …}, "cause"}`` (the conformance kit's key);
 - ``truth.zone_audio``: what was audible on which line ``{"line", "session", "label", "url",
   "from", "until", "outcome"}`` — a line is audible while its relay is on, the decoder plays
   and the amplifier is powered and not in protection;
@@ -63,6 +64,7 @@ PLUGIN = "zonetech"
 @dataclass
 class ControllerTruth(GroundTruth):
     relays: list[dict[str, Any]] = field(default_factory=list)
+    zone_changes: list[dict[str, Any]] = field(default_factory=list)
     zone_audio: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -152,8 +154,7 @@ class ZoneController(SimulatedDevice):
     def _boot(self) -> None:
         self.booted_at = time.monotonic()
         self._tripped = False
-        for line in range(1, self.lines + 1):
-            self._set_relay(line, False, "reboot")
+        self._set_relays(dict.fromkeys(range(1, self.lines + 1), False), "reboot")
 
     # -- the Modbus side ----------------------------------------------------------------------
 
@@ -189,8 +190,8 @@ class ZoneController(SimulatedDevice):
             if values:
                 if address + len(values) > self.lines:
                     return ExcCodes.ILLEGAL_ADDRESS
-                for offset, on in enumerate(values):
-                    self._set_relay(address + offset + 1, bool(on), "modbus")
+                self._set_relays({address + offset + 1: bool(on)
+                                  for offset, on in enumerate(values)}, "modbus")
             words = _bits_to_words(self.relays)
             registers[:len(words)] = words
         elif function_code == 2:
@@ -317,11 +318,23 @@ class ZoneController(SimulatedDevice):
 
     # -- relays and what is audible where -------------------------------------------------------
 
-    def _set_relay(self, line: int, on: bool, cause: str) -> None:
-        if self.relays[line - 1] != on:
-            self.relays[line - 1] = on
-            self.truth.relays.append({"at": utcnow(), "line": line, "on": on, "cause": cause})
+    def _set_relays(self, wanted: dict[int, bool], cause: str) -> None:
+        """Set the relays of ``wanted`` (line -> on) at once, as one write does."""
+        changed = False
+        for line, on in wanted.items():
+            if self.relays[line - 1] != on:
+                self.relays[line - 1] = on
+                changed = True
+                self.truth.relays.append({"at": utcnow(), "line": line, "on": on,
+                                          "cause": cause})
+        if changed:
+            self.truth.zone_changes.append({"at": utcnow(), "zones": self.zones(),
+                                            "cause": cause})
         self._audio_changed()
+
+    def zones(self) -> dict[str, bool]:
+        """Every line's relay, by line number as text (the kit's ``zone.<id>``)."""
+        return {str(n): on for n, on in enumerate(self.relays, 1)}
 
     def _audio_changed(self) -> None:
         """Open and close ``zone_audio`` entries after anything that changes what is heard."""
@@ -380,8 +393,7 @@ class ZoneController(SimulatedDevice):
             if active:
                 await self._close()
                 self._close_audio("power_lost")
-                for line in range(1, self.lines + 1):
-                    self._set_relay(line, False, "power_loss")
+                self._set_relays(dict.fromkeys(range(1, self.lines + 1), False), "power_loss")
             else:
                 self.booted_at = time.monotonic()
                 self._tripped = False
@@ -414,18 +426,19 @@ class ZoneController(SimulatedDevice):
 
     def state(self) -> dict[str, Any]:
         return {**self.telemetry(), "serial": self.serial, "firmware": self.firmware,
-                "unit": self.unit, "lines": self.lines, "listening": self._server is not None}
+                "unit": self.unit, "lines": self.lines, "listening": self._server is not None,
+                "zones": self.zones()}
 
     def registration(self) -> dict[str, Any]:
         """How to register this controller. Its lines are registered as ``wired_zone``
-        children of it: see :meth:`zone_registrations`."""
+        children of it: see :meth:`children`."""
         config: dict[str, Any] = {"host": self.host, "port": self.port, "unit": self.unit}
         if self.decoder is not None:
             config |= {"decoder_url": self.decoder.url, "decoder_api_key": self.decoder.api_key}
         return {"plugin": PLUGIN, "kind": DeviceKind.WIRED_ZONE_CONTROLLER.value,
                 "config": config}
 
-    def zone_registrations(self, parent_id: str) -> list[dict[str, Any]]:
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
         """One registration per line, as children of the controller registered as
         ``parent_id``: ``{"plugin", "kind": "wired_zone", "parent_id", "config": {"line"}}``."""
         return [{"plugin": PLUGIN, "kind": DeviceKind.WIRED_ZONE.value, "parent_id": parent_id,

@@ -1,4 +1,5 @@
-"""Audio profile: play, stop, volume, levels and preemption, proof of play, streams.
+"""Audio profile: play, stop, volume, levels and preemption, proof of play, streams, and the
+schedule a device keeps itself.
 
 Ground truth read here: ``plays`` entries ``{"started_at", "ended_at", "content_id",
 "command_id", "level", "outcome"}`` (outcome: playing, finished, interrupted, stopped, …).
@@ -6,7 +7,10 @@ Ground truth read here: ``plays`` entries ``{"started_at", "ended_at", "content_
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ...schemas import (
     BulletinLevel,
@@ -18,9 +22,11 @@ from ...schemas import (
     SetVolumeCommand,
     StopCommand,
 )
+from ...simulators.base import Fault
 from ..context import CaseContext, Truth, describe, ok
 from ..environment import AREA
 from . import implements
+from .delivery import on_schedule, schedule, schedule_lead
 
 
 async def play_command(ctx: CaseContext, item: Content,
@@ -165,3 +171,54 @@ async def stream(ctx: CaseContext) -> None:
                       "Did the device play the stream?", timeout=ctx.env.patience(device))
     await _stop(ctx, device)
 
+
+
+@implements("TC-AUDIO-007")
+async def own_schedule(ctx: CaseContext) -> None:
+    device, dut = await ctx.device(), await ctx.dut()
+    item = ctx.env.bulletins.short  # type: ignore[union-attr]
+    mark = len(ctx.env.events)
+    lead = schedule_lead(ctx, device)
+    at = datetime.now(UTC) + timedelta(seconds=lead)
+    broadcast_id, refusal = await schedule(ctx, item, device.id, lead)
+    ctx.require("the bulletin can be scheduled", refusal is None, refusal)
+    clock = f"{at.astimezone(ZoneInfo('Asia/Ho_Chi_Minh')):%H:%M:%S}"
+    await ctx.observe("the bulletin is on the device's schedule before its time", dut,
+                      lambda t: on_schedule(t, item.id, ctx),
+                      f"Does the station's schedule list '{item.title}' at {clock}?",
+                      timeout=max(0.1, (at - datetime.now(UTC)).total_seconds() - 0.3))
+    await ctx.inject(dut, Fault.OFFLINE)
+    # what did not happen yet can only be seen once its time has come: wait past the slot
+    end = at + timedelta(seconds=(item.media.duration if item.media and item.media.duration
+                                  else 1.0) + 1.0)
+    await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()))
+
+    def plays(truth: Truth) -> list[dict[str, Any]]:
+        return [p for p in ctx.since(truth.get("plays", []), key="started_at")
+                if p.get("broadcast_id") == broadcast_id]
+
+    await ctx.observe(
+        "the device played it at its time, not before, while it was off the network", dut,
+        lambda t: any(datetime.fromisoformat(p["started_at"]) >= at
+                      and datetime.fromisoformat(p["started_at"]) <= end
+                      for p in plays(t)),
+        f"While the station was off the network, did it play '{item.title}' at {clock}?",
+        timeout=ctx.env.patience(device),
+        explain=lambda t: f"plays of the broadcast: {_when(plays(t))}, slot {at.isoformat()}")
+    await ctx.clear(dut, Fault.OFFLINE)
+
+    def phases() -> list[PlayEvent]:
+        return [e for e in ctx.env.events[mark:] if isinstance(e, PlayEvent)
+                and e.broadcast_id == broadcast_id and e.device_id == device.id]
+
+    done = await ctx.wait(lambda: {PlayPhase.STARTED, PlayPhase.FINISHED}
+                          <= {e.phase for e in phases()}, ctx.env.patience(device) + 4)
+    ctx.check("once the device is back the hub has its proof of play (started, finished)",
+              done, f"phases seen: {[e.phase.value for e in phases()]}")
+    ctx.check("the proof of play names the content", bool(phases())
+              and all(e.content_id == item.id for e in phases()),
+              f"content ids {[e.content_id for e in phases()]}")
+
+
+def _when(plays: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    return [(p.get("started_at"), p.get("outcome")) for p in plays]

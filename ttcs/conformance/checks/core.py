@@ -12,7 +12,14 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ... import SDK_VERSION
-from ...core.errors import Conflict, DeviceError, DeviceNotReady, DeviceTimeout, DeviceUnreachable
+from ...core.errors import (
+    Conflict,
+    DeviceError,
+    DeviceNotReady,
+    DeviceTimeout,
+    DeviceUnreachable,
+    TTCSError,
+)
 from ...core.plugins import PluginState
 from ...schemas import (
     Capability,
@@ -51,19 +58,54 @@ async def manifest_agrees(ctx: CaseContext) -> None:
               f"not in the manifest: {sorted(str(x) for x in extra_kinds | extra_caps)}")
     ctx.check("every kind in the manifest has a driver", kinds <= set(plugin.drivers),
               f"no driver for {sorted(k.value for k in kinds - set(plugin.drivers))}")
-    registration = (await ctx.dut()).registration()
-    ctx.check("the registration names this plugin", registration.get("plugin") == plugin.id,
-              f"registration says plugin {registration.get('plugin')!r}")
-    properties = manifest.config_schema.get("properties", {})
-    undescribed = sorted(set(registration.get("config", {})) - set(properties))
+    dut = await ctx.dut()
+    registration = dut.registration()
+    # the children's settings too (a child's parent_id is only known once it is registered)
+    registrations = [registration, *dut.children("conformance-parent")]
+    ctx.check("the registration names this plugin",
+              all(r.get("plugin") == plugin.id for r in registrations),
+              f"registrations say plugin {sorted({str(r.get('plugin')) for r in registrations})}")
+    properties = schema_properties(manifest.config_schema)
+    undescribed = sorted({k for r in registrations for k in r.get("config", {})}
+                         - properties)
     ctx.check("the manifest's config schema describes every registration setting",
               not undescribed, f"not in the schema: {undescribed}")
-    try:
-        ctx.env.validate(registration)
-        accepted, detail = True, None
-    except Exception as exc:
-        accepted, detail = False, str(exc)
-    ctx.check("the driver's config model accepts the registration settings", accepted, detail)
+    refused = []
+    for reg in registrations:
+        try:
+            ctx.env.validate(reg)
+        except Exception as exc:
+            refused.append(f"{reg.get('kind')}: {exc}")
+    ctx.check("the driver's config model accepts the registration settings", not refused,
+              "; ".join(refused) or None)
+
+
+def schema_properties(schema: dict[str, object]) -> set[str]:
+    """Every property a JSON Schema describes, through ``anyOf``/``oneOf``/``allOf`` and
+    ``$ref`` into ``$defs`` (a plugin with several kinds may give one schema per kind)."""
+    defs = schema.get("$defs", {})
+    found: set[str] = set()
+    seen: set[int] = set()
+
+    def walk(node: object) -> None:
+        if not isinstance(node, dict) or id(node) in seen:
+            return
+        seen.add(id(node))
+        props = node.get("properties")
+        if isinstance(props, dict):
+            found.update(props)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict):
+            walk(defs.get(ref.removeprefix("#/$defs/")))
+        for key in ("anyOf", "oneOf", "allOf"):
+            for branch in node.get(key) or []:
+                walk(branch)
+        if isinstance(node.get("$defs"), dict) and node is not schema:
+            for sub in node["$defs"].values():
+                walk(sub)
+
+    walk(schema)
+    return found
 
 
 def _looks_like_address(serial: str) -> bool:
@@ -130,6 +172,55 @@ async def registration(ctx: CaseContext) -> None:
     except DeviceError as exc:
         ctx.check("a second registration is refused as a duplicate", False,
                   f"the second probe failed instead: {describe(exc)}")
+    await register_children(ctx, "primary", device, dut.children(device.id))
+
+
+async def register_children(ctx: CaseContext, role: str, parent: Device,
+                            registrations: list[dict[str, object]]) -> None:
+    """Register the devices reached through ``parent`` (probed through it), and check that
+    each is keyed by a serial of its own and cannot be registered twice."""
+    if not registrations:
+        return
+    children: list[Device] = []
+    roles: list[str] = []
+    ctx.env.children[role] = roles
+    for n, reg in enumerate(registrations, 1):
+        child_role = f"{role}.child{n}"
+        try:
+            child = await ctx.env.register(child_role, dict(reg))
+        except TTCSError as exc:
+            ctx.check(f"child {n} ({reg.get('kind')}) is registered through its parent", False,
+                      describe(exc))
+            continue
+        roles.append(child_role)
+        children.append(child)
+    ctx.check("every child is registered through its parent, as the kind it is registered as",
+              len(children) == len(registrations)
+              and all(c.parent_id == parent.id and c.kind.value == r.get("kind")
+                      for c, r in zip(children, registrations, strict=False)),
+              f"{len(children)} of {len(registrations)} registered: "
+              f"{[(c.serial, c.kind.value, c.parent_id) for c in children]}")
+    serials = [c.serial for c in children]
+    ctx.check("each child has a serial of its own (not its parent's, not another child's, not "
+              "an address)",
+              len(set(serials)) == len(serials) and parent.serial not in serials
+              and not any(_looks_like_address(s) for s in serials), f"serials {serials}")
+    if not children:
+        return
+    first = registrations[0]
+    try:
+        await ctx.env.hub.registry.add_device(DeviceSpec(
+            plugin=str(first["plugin"]), kind=str(first["kind"]), area_code=AREA,
+            name="duplicate child", config=dict(first.get("config") or {}),  # type: ignore[call-overload]
+            parent_id=parent.id), ACTOR)
+        ctx.check("a second registration of a child is refused as a duplicate", False,
+                  "the same child was registered twice")
+    except Conflict as exc:
+        ctx.check("a second registration of a child is refused as a duplicate",
+                  children[0].id in str(exc), str(exc))
+    except DeviceError as exc:
+        ctx.check("a second registration of a child is refused as a duplicate", False,
+                  f"the second probe failed instead: {describe(exc)}")
 
 
 @implements("TC-CORE-004")
@@ -146,6 +237,11 @@ async def online_status(ctx: CaseContext) -> None:
     ctx.check("read_status() returns a status that is not offline",
               status.connectivity is not Connectivity.OFFLINE,
               f"connectivity {status.connectivity.value}")
+    children = [ctx.env.devices[r] for r in ctx.env.children.get("primary", [])]
+    if children:
+        late = [c for c in children if not await ctx.online(c)]
+        ctx.check("the devices reached through it are online too", not late,
+                  f"not online: {[(c.serial, ctx.env.connectivity(c).value) for c in late]}")
 
 
 def chosen_effect(ctx: CaseContext, device: Device) -> Effect:
@@ -166,7 +262,15 @@ def zone_of(ctx: CaseContext, device: Device, effect: Effect) -> str | None:
     return zones[0]
 
 
-def current(ctx: CaseContext, device: Device, effect: Effect, zone: str | None) -> object:
+async def current(ctx: CaseContext, device: Device, effect: Effect, zone: str | None
+                  ) -> object:
+    """The setting's value now: the device's own last change when its ground truth shows one
+    (the hub's status may not have been polled since), else what the hub's status says."""
+    truth = (await ctx.dut()).truth()
+    if truth:
+        changes = effect.observed(truth.get(effect.truth_key, []), zone)
+        if changes:
+            return changes[-1]
     sup = ctx.env.hub.supervisors.get(device.id)
     return effect.reported(sup.status, zone) if sup and sup.status else None
 
@@ -177,7 +281,7 @@ async def command_answered(ctx: CaseContext) -> None:
     effect = chosen_effect(ctx, device)
     zone = zone_of(ctx, device, effect)
     value = (effect.harmless if effect.capability is Capability.POWER
-             else effect.distinct_from(current(ctx, device, effect, zone))[0])
+             else effect.distinct_from(await current(ctx, device, effect, zone))[0])
     command = effect.command(value, zone)
     ctx.note(f"command: {command.type} {value!r}" + (f" on zone {zone}" if zone else ""))
     result = await ctx.execute(device, command)
@@ -200,7 +304,7 @@ async def idempotency(ctx: CaseContext) -> None:
     device = await ctx.device()
     effect = chosen_effect(ctx, device)
     zone = zone_of(ctx, device, effect)
-    a, b = effect.distinct_from(current(ctx, device, effect, zone))
+    a, b = effect.distinct_from(await current(ctx, device, effect, zone))
     first = effect.command(a, zone)
     second = effect.command(b, zone)
     ctx.note(f"A = {first.type} {a!r} (key {first.idempotency_key}), B = {b!r}")

@@ -72,6 +72,12 @@ async def outage(ctx: CaseContext) -> None:
               await ctx.wait(lambda: ctx.env.connectivity(device) is Connectivity.OFFLINE,
                              ctx.env.patience(device) * 2),
               f"connectivity {ctx.env.connectivity(device).value}")
+    children = [ctx.env.devices[r] for r in ctx.env.children.get("primary", [])]
+    if children:
+        ctx.check("the devices reached through it are offline with it",
+                  await ctx.wait(lambda: all(ctx.env.connectivity(c) is Connectivity.OFFLINE
+                                             for c in children), ctx.env.patience(device)),
+                  f"{[(c.serial, ctx.env.connectivity(c).value) for c in children]}")
     away = await ctx.execute(device, fresh(command))
     ctx.check("a command while it is away fails with a device error or a failed result",
               not ok(away), describe(away))
@@ -81,6 +87,12 @@ async def outage(ctx: CaseContext) -> None:
               f"connectivity {ctx.env.connectivity(device).value}")
     again = await ctx.execute(device, fresh(command))
     ctx.check("the command then succeeds", ok(again), describe(again))
+    if children:
+        ctx.check("the devices reached through it are online again with it (no hub restart)",
+                  await ctx.wait(lambda: all(ctx.env.connectivity(c) is Connectivity.ONLINE
+                                             for c in children),
+                                 max(ctx.env.patience(c) for c in children) + 4),
+                  f"{[(c.serial, ctx.env.connectivity(c).value) for c in children]}")
 
 
 @implements("TC-RES-003")
@@ -148,11 +160,20 @@ async def loop_never_blocked(ctx: CaseContext) -> None:
     ctx.note(f"event loop lag over the run: {figures}")
     if not watch.lags:
         raise NotRun("the loop was not measured")
-    worst = max(watch.lags)
+    for s in watch.stalls:
+        if s.excused == "simulator":
+            ctx.note(f"not counted: {s.seconds:.2f} s during {s.during} in the simulator's "
+                     f"own code ({' <- '.join(reversed(s.where[-3:]))}); a real device costs "
+                     "the hub's loop nothing")
+        elif s.excused == "host":
+            ctx.note(f"not counted: {s.seconds:.2f} s during {s.during}: the machine did not "
+                     "run the kit's process (its watchdog thread was held up as long)")
+    counted = watch.counted_stalls
+    worst = watch.worst_counted
     where = "; ".join(f"{s.seconds:.2f} s during {s.during}: {' <- '.join(reversed(s.where[-3:]))}"
-                      for s in watch.stalls[:3])
+                      for s in counted[:3])
     ctx.check(f"the loop was never late by {watch.threshold:g} s or more",
-              worst < watch.threshold and not watch.stalls,
+              worst < watch.threshold and not counted,
               f"worst lag {worst:.3f} s" + (f"; stuck at {where}" if where else ""))
 
 
@@ -160,7 +181,9 @@ async def loop_never_blocked(ctx: CaseContext) -> None:
 async def stable_identity(ctx: CaseContext) -> None:
     device, dut = await ctx.device(), await ctx.dut()
     registry = ctx.env.hub.registry
-    firmware = "9.9.9-conformance"
+    # plain numbers: some protocols carry the version only as numbers (ZoneTech: registers
+    # major*100+minor and build), so a suffix like "-conformance" could not be reported back
+    firmware = "9.9.9"
     await ctx.inject(dut, Fault.REBOOT, firmware=firmware)
 
     async def recorded() -> bool:
@@ -190,6 +213,20 @@ async def stable_identity(ctx: CaseContext) -> None:
     moved = await ctx.target.moved(dut)
     new_settings = moved.registration()["config"]
     ctx.note(f"the device moved; new settings: {sorted(new_settings)}")
+    # as an integrator would, update the settings once the device answers at its new address
+    # (a device that reports its presence may still be "gone" from its old connection)
+    moved_config = ctx.env.validate(moved.registration())
+
+    async def answers() -> bool:
+        try:
+            await asyncio.wait_for(ctx.env.hub.probe(device.plugin, DeviceKind(device.kind),
+                                                     moved_config), ctx.env.patience(device))
+        except (DeviceError, TimeoutError):
+            return False
+        return True
+
+    if not await ctx.wait(answers, ctx.env.patience(device) + 5, interval=0.2):
+        ctx.note("the device did not answer a probe at its new address before the update")
     try:
         updated = await registry.reconfigure(device.id, new_settings, ACTOR)
     except TTCSError as exc:

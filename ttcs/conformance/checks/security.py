@@ -13,10 +13,9 @@ from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from ...core.errors import DeviceError, TTCSError
+from ...core.errors import DeviceError
 from ...core.store.tables import ContentRow, DeviceRow
 from ...schemas import (
-    Broadcast,
     Capability,
     Connectivity,
     Content,
@@ -24,20 +23,18 @@ from ...schemas import (
     MediaRef,
     PlayCommand,
     Protocol,
-    Schedule,
     ShowCommand,
-    Targets,
-    new_id,
 )
 from ...simulators.base import Fault
 from ...testing.net import free_port
-from ..context import CaseContext, Truth, describe, ok
+from ..context import CaseContext, describe, ok
 from ..effects import effect_for
 from ..environment import ACTOR, AREA, png, wav
 from ..logcapture import leaks
 from ..outcome import NotRun
 from ..targets import SimulatorTarget
 from . import implements
+from .delivery import on_schedule, played, received, schedule, schedule_lead
 
 #: setting names that say "I am a secret" (as the hub's log mask reads keys)
 SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|credential|private)", re.I)
@@ -105,18 +102,6 @@ async def wrong_credentials(ctx: CaseContext) -> None:
               f"connectivity {ctx.env.connectivity(device).value}")
 
 
-def received(truth: Truth, content_id: str, since: CaseContext) -> bool:
-    """Whether the device got ``content_id`` at all: played it, showed it, or put it on its
-    playlist."""
-    if any(p.get("content_id") == content_id
-           for p in since.since(truth.get("plays", []), key="started_at")):
-        return True
-    if any(e.get("item_id") == content_id for e in since.since(truth.get("shown", []))):
-        return True
-    return any(i.get("id") == content_id for p in since.since(truth.get("playlists", []))
-               for i in p.get("items", []))
-
-
 async def _item(ctx: CaseContext, device_caps: set[Capability], title: str,
                 approve: bool) -> Content:
     """Content the device carries: audio for a speaker, a picture (or, for a text-only
@@ -133,21 +118,6 @@ async def _item(ctx: CaseContext, device_caps: set[Capability], title: str,
         item.id, ACTOR)
 
 
-async def _schedule(ctx: CaseContext, item: Content, device_id: str, in_seconds: float
-                    ) -> tuple[str, str | None]:
-    """Schedule ``item`` on the device; (broadcast id, refusal at scheduling or None)."""
-    assert ctx.env.hub.broadcasts is not None
-    broadcast = Broadcast(id=new_id("bc"), content_id=item.id,
-                          targets=Targets(devices=[device_id]),
-                          schedule=Schedule(kind="at", at=datetime.now(UTC)
-                                            + timedelta(seconds=in_seconds)))
-    try:
-        await ctx.env.hub.broadcasts.create(broadcast, ACTOR, owner_area=AREA)
-    except TTCSError as exc:
-        return broadcast.id, str(exc)
-    return broadcast.id, None
-
-
 @implements("TC-SEC-004")
 async def approval_enforced(ctx: CaseContext) -> None:
     device, dut = await ctx.device(), await ctx.dut()
@@ -155,8 +125,10 @@ async def approval_enforced(ctx: CaseContext) -> None:
     assert dispatcher is not None
     caps = set(device.capabilities)
     patience = ctx.env.patience(device)
+    lead = schedule_lead(ctx, device)
+    local = Capability.SCHEDULE_LOCAL in caps
     control = await _item(ctx, caps, "Bản tin được duyệt (kiểm định)", approve=True)
-    control_id, refusal = await _schedule(ctx, control, device.id, 0.3)
+    control_id, refusal = await schedule(ctx, control, device.id, lead)
     ctx.require("the approved item can be scheduled", refusal is None, refusal)
     await ctx.observe("the approved item reaches the device", dut,
                       lambda t: received(t, control.id, ctx),
@@ -164,9 +136,10 @@ async def approval_enforced(ctx: CaseContext) -> None:
     assert ctx.env.hub.broadcasts is not None
     await ctx.env.hub.broadcasts.cancel(control_id, ACTOR)  # free the device's timeline
     unapproved = await _item(ctx, caps, "Bản tin chưa duyệt (kiểm định)", approve=False)
-    first_id, first_refusal = await _schedule(ctx, unapproved, device.id, 0.3)
+    first_id, first_refusal = await schedule(ctx, unapproved, device.id, lead)
     altered = await _item(ctx, caps, "Bản tin bị sửa (kiểm định)", approve=True)
-    second_id, second_refusal = await _schedule(ctx, altered, device.id, 1.2)
+    altered_at = datetime.now(UTC) + timedelta(seconds=lead + 0.9)
+    second_id, second_refusal = await schedule(ctx, altered, device.id, lead + 0.9)
     if second_refusal is None:  # edited in the database behind the library's back
         async with ctx.env.hub.store.sessions.begin() as s:
             await s.execute(update(ContentRow).where(ContentRow.id == altered.id)
@@ -184,10 +157,26 @@ async def approval_enforced(ctx: CaseContext) -> None:
 
         ctx.check(f"the dispatcher refuses the {name} item", await ctx.wait(refused, patience + 5),
                   f"outbox {await dispatcher.counts(bid)}")
-    for name, item in (("unapproved", unapproved), ("altered", altered)):
-        await ctx.observe(f"the device never receives the {name} item", dut,
-                          lambda t: not received(t, item.id, ctx),  # noqa: B023
-                          f"Did the device stay silent about '{item.title}'?", timeout=0.2)
+    await ctx.observe("the device never receives the unapproved item", dut,
+                      lambda t: not received(t, unapproved.id, ctx),
+                      f"Did the device stay silent about '{unapproved.title}'?", timeout=0.2)
+    if not local:
+        await ctx.observe("the device never receives the altered item", dut,
+                          lambda t: not received(t, altered.id, ctx),
+                          f"Did the device stay silent about '{altered.title}'?", timeout=0.2)
+        return
+    # a device that keeps its own schedule may have been sent the item while it was still
+    # intact; once altered, the next sync takes it off the device's table before its slot
+    await ctx.observe("the altered item is off the device's schedule and never played", dut,
+                      lambda t: not on_schedule(t, altered.id, ctx, latest=True)
+                      and not played(t, altered.id, ctx),
+                      f"Is '{altered.title}' off the device's schedule, and was it never "
+                      "played?", timeout=patience)
+    # a play that did not happen can only be seen once its time has passed
+    await asyncio.sleep(max(0.0, (altered_at - datetime.now(UTC)).total_seconds() + 0.5))
+    await ctx.observe("the altered item did not play at its slot", dut,
+                      lambda t: not played(t, altered.id, ctx),
+                      f"Did '{altered.title}' stay silent at its time?", timeout=0.2)
 
 
 class TamperedMirror:
@@ -249,6 +238,12 @@ async def altered_media(ctx: CaseContext) -> None:
                       timeout=0.2)
 
 
+def _without_login(url: str) -> str:
+    """``url`` without ``user:password@`` (for plugins that take the login apart)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
 def _fill(value: Any, values: dict[str, str]) -> Any:
     if isinstance(value, str):
         return value.format_map(values)
@@ -261,7 +256,7 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
 async def tls(ctx: CaseContext) -> None:
     use = ctx.declaration.tls
     if use is None:
-        ctx.require("the declaration says how to run the plugin over TLS", False,
+        ctx.require("the declaration says how to secure the plugin's link", False,
                     "add a tls: block to conformance.yaml, or exempt TC-SEC-006 with a reason")
         return
     if not isinstance(ctx.target, SimulatorTarget):
@@ -272,15 +267,23 @@ async def tls(ctx: CaseContext) -> None:
     if use.broker:
         hub_url, broker_url = await ctx.env.tls_broker()
     await ctx.device()  # the primary is registered; the TLS devices come beside it
-    for variant, ca in (("right", ctx.env.tls_broker_ca() if use.broker else material.ca),
-                        ("wrong", material.other_ca)):
+    # refused: keys the device does not share (refused_config), or else a CA that did not
+    # sign the device's certificate
+    by_keys = use.refused_config is not None
+    for variant in ("right", "refused"):
+        trusted = variant == "right" or by_keys
+        ca = (ctx.env.tls_broker_ca() if use.broker else material.ca) if trusted \
+            else material.other_ca
         port = free_port()
-        values = {"tls_ca": str(material.ca if variant == "right" else material.other_ca),
+        values = {"tls_ca": str(material.ca if trusted else material.other_ca),
                   "tls_cert": str(material.cert), "tls_key": str(material.key),
                   "port": str(port), "host": "127.0.0.1",
-                  "mqtt_tls_hub_url": f"{hub_url}?ca={ca}" if hub_url else ""}
+                  "mqtt_tls_hub_url": f"{hub_url}?ca={ca}" if hub_url else "",
+                  "mqtt_tls_url": f"{_without_login(hub_url)}?ca={ca}" if hub_url else ""}
         options = _fill(use.simulator_options, values)
         config = _fill(use.config, values)
+        if variant == "refused" and use.refused_config is not None:
+            config = {**config, **_fill(use.refused_config, values)}
         prefix = "CERTTLS" if variant == "right" else "CERTTLSX"
         dut = await ctx.target.build(prefix, options=options, config=config, broker=broker_url,
                                      port=port)
@@ -288,46 +291,45 @@ async def tls(ctx: CaseContext) -> None:
             registration = dut.registration()
             ctx.env.secrets |= ctx.env.config_secrets(registration)
             if variant == "right":
-                await _right_ca(ctx, registration)
+                await _secured(ctx, registration, use.link)
             else:
-                await _wrong_ca(ctx, registration)
+                await _refused(ctx, registration,
+                               f"with keys the device does not share, {use.link} refuses the "
+                               "link" if by_keys else "with a CA that did not sign the "
+                               "certificate the device is not reached")
         finally:
             await dut.stop()
 
 
-async def _right_ca(ctx: CaseContext, registration: dict[str, Any]) -> None:
+async def _secured(ctx: CaseContext, registration: dict[str, Any], link: str) -> None:
+    what = f"over {link} the device is probed and registered"
     try:
         device = await ctx.env.register("tls", registration)
     except DeviceError as exc:
-        ctx.check("over TLS with the right CA the device is probed and registered", False,
-                  describe(exc))
+        ctx.check(what, False, describe(exc))
         return
     try:
-        ctx.check("over TLS with the right CA the device is probed and registered", True,
-                  f"{device.serial} over {registration.get('config')}")
+        ctx.check(what, True, f"{device.serial} over {registration.get('config')}")
         online = await ctx.online(device)
         effect = effect_for(set(device.capabilities))
         if online and effect is not None:
             outcome = await ctx.execute(device, effect.command(effect.values[1], None))
-            ctx.check("over TLS a command succeeds", ok(outcome), describe(outcome))
+            ctx.check(f"over {link} a command succeeds", ok(outcome), describe(outcome))
         else:
-            ctx.check("over TLS the device comes online", online,
+            ctx.check(f"over {link} the device comes online", online,
                       f"connectivity {ctx.env.connectivity(device).value}")
     finally:
         await ctx.env.unregister("tls")
 
 
-async def _wrong_ca(ctx: CaseContext, registration: dict[str, Any]) -> None:
+async def _refused(ctx: CaseContext, registration: dict[str, Any], what: str) -> None:
     config = ctx.env.validate(registration)
     limit = ctx.env.hub.settings.probe_timeout * 4 + 2
     try:
         info = await asyncio.wait_for(ctx.env.hub.probe(
             registration["plugin"], DeviceKind(registration["kind"]), config), limit)
-        ctx.check("with a CA that did not sign the certificate the device is not reached",
-                  False, f"the probe answered {info.serial}")
+        ctx.check(what, False, f"the probe answered {info.serial}")
     except DeviceError as exc:
-        ctx.check("with a CA that did not sign the certificate the device is not reached",
-                  True, describe(exc))
+        ctx.check(what, True, describe(exc))
     except TimeoutError:
-        ctx.check("with a CA that did not sign the certificate the device is not reached",
-                  False, f"the probe hung for {limit:g} s instead of failing")
+        ctx.check(what, False, f"the probe hung for {limit:g} s instead of failing")

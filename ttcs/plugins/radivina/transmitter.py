@@ -9,11 +9,11 @@ Mapping (see ``docs/plugins/radivina.md``):
 - ``set_rf``: SET ``rvFmRfEnable``; ``tune``: SET ``rvFmFrequency`` (kHz);
 - ``switch_zones``: one SET PDU of ``rvFmZoneState`` for every zone named (index, name or
   code), so the transmitter applies all or none; refused while the carrier is off;
-- ``play``: the decoder plays the approved media (checked against its SHA-256 first) or the
-  stream into the transmitter, the carrier switched on first if ``rf_on_for_play``; a
-  receiver cluster's play also switches its zone on (:meth:`play_on_zones`). Proof of play:
-  ``started`` at once, ``finished``/``failed``/``interrupted`` when a poll sees the decoder's
-  session end;
+- ``play``: refused ``busy`` while a higher-level bulletin is on air; the decoder plays the
+  approved media (checked against its SHA-256 first) or the stream into the transmitter, the
+  carrier switched on first if ``rf_on_for_play``; a receiver cluster's play also switches
+  its zone on (:meth:`play_on_zones`). Proof of play: ``started`` at once,
+  ``finished``/``failed``/``interrupted`` when a poll sees the decoder's session end;
 - ``stop``, ``set_volume``: the decoder.
 
 Reads use the read credentials, SETs the write ones (``write_community``), so a station can
@@ -186,6 +186,8 @@ class RadiVinaTransmitterDriver(DeviceDriver):
             "zone_count": len(zones),
             "zones_on": ",".join(str(z["index"]) for z in zones if z["on"]),
         }
+        for z in zones:
+            telemetry[f"zone.{z['index']}"] = bool(z["on"])  # the hub's common zone reading
         vswr = got["rvFmVswr"].integer()
         if vswr:  # 0: no forward power to measure it with (carrier off)
             telemetry["vswr"] = vswr / 100
@@ -318,6 +320,11 @@ class RadiVinaTransmitterDriver(DeviceDriver):
         same broadcast is joined, not restarted."""
         url, duration = await playable_source(self.context.transports, command,
                                               timeout=self.context.settings.command_timeout)
+        session = _session(command)
+        # a lower level does not cut what is on air (the decoder itself would take anything)
+        await self.decoder.admit(session, command.level, {
+            s: max((c.level for c, _ in plays), key=lambda lv: lv.rank)
+            for s, plays in self._playing.items() if plays})
         rf = await self._get(("rvFmRfEnable",), "reading the carrier")
         if rf["rvFmRfEnable"].integer() != mib.ON:
             if not self.config.rf_on_for_play:
@@ -326,7 +333,6 @@ class RadiVinaTransmitterDriver(DeviceDriver):
             await self._set([(mib.scalar("rvFmRfEnable"), SnmpType.INTEGER, mib.ON)],
                             "switching RF on for a play")
         await self._switch(dict.fromkeys(zones, True))
-        session = _session(command)
         state = await self.decoder.play(url, session=session, label=command.content_id,
                                         volume=command.volume, duration=duration)
         if not state.playing:

@@ -4,8 +4,10 @@ The station is two boxes: the controller (amplifier + one relay per loudspeaker 
 Modbus TCP, and a VietCast decoder on HTTP that feeds the amplifier. This driver composes
 them (mapping in ``docs/plugins/zonetech.md``):
 
-- ``play``: make sure lines are on (the lines already on, else every line — ZoneTech's
-  "all call"), set the master volume if the command has one, then the decoder plays the URL
+- ``play``: refused ``busy`` while a higher-level bulletin plays (an emergency is not cut by
+  a normal bulletin; an equal or higher level cuts what plays); make sure lines are on (the
+  lines already on, else every line — ZoneTech's "all call"), set the master volume if the
+  command has one, then the decoder plays the URL
   with the command's idempotency key as its session. A proof-of-play *started* event follows,
   and *finished*/*failed*/*interrupted* when a later poll sees the session end.
 - ``stop``: the decoder stops, then — ZoneTech's rule, ``release_lines_on_stop`` — every
@@ -38,6 +40,7 @@ from ...schemas import (
     Activity,
     AlarmEvent,
     AlarmSeverity,
+    BulletinLevel,
     Capability,
     Command,
     CommandResult,
@@ -97,6 +100,7 @@ class _Play:
     command_id: str
     content_id: str | None
     broadcast_id: str | None
+    level: BulletinLevel = BulletinLevel.NORMAL
 
 
 class ZoneControllerDriver(DeviceDriver):
@@ -348,6 +352,10 @@ class ZoneControllerDriver(DeviceDriver):
         timeout = self.context.settings.command_timeout
         url, duration = await playable_source(self.context.transports, command,
                                               timeout=timeout)
+        session = command.idempotency_key
+        # a lower level does not cut what plays (the decoder itself would take anything)
+        await self.decoder.admit(session, command.level,
+                                 {s: p.level for s, p in self._plays.items()})
         identity = await self.identity()
         if lines is None:
             current = await self.modbus.read_coils(self.config.unit, reg.LINE_RELAY,
@@ -358,7 +366,6 @@ class ZoneControllerDriver(DeviceDriver):
         lines_on = await self.switch(dict.fromkeys(lines, True))
         if command.volume is not None:
             await self.write_volume(reg.MASTER_VOLUME, command.volume)
-        session = command.idempotency_key
         state = await self.decoder.play(url, session=session, label=command.content_id,
                                         duration=duration)
         if state.session != session:
@@ -366,7 +373,7 @@ class ZoneControllerDriver(DeviceDriver):
                                   f"{state.state}: {state.error or state.session})",
                                   code="decoder_refused")
         self._plays[session] = _Play(session, command.id, command.content_id,
-                                     command.broadcast_id)
+                                     command.broadcast_id, command.level)
         while len(self._plays) > RESULTS_KEPT:
             self._plays.popitem(last=False)
         self.context.link.report_event(PlayEvent(
@@ -423,6 +430,8 @@ def controller_status(snap: StationSnapshot) -> DeviceStatus:
         "mains": "mains_present" in amp.power,
         "decoder_state": decoder.state if decoder else "unreachable",
     }
+    for line, on in enumerate(snap.relays, 1):
+        telemetry[f"zone.{line}"] = on  # the hub's common reading of a switched zone
     if decoder is not None:
         telemetry["decoder_volume"] = decoder.volume
         if decoder.url:
