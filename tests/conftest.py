@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.brokers import Mosquitto
 from tests.support.databases import create_scratch, drop_scratch
+from tests.support.hangs import watchdog
 from tests.support.media import MediaServer
 from tests.support.net import free_port
 from ttcs.core.broker import EmbeddedBroker
@@ -18,6 +19,13 @@ from ttcs.core.logging import configure
 from ttcs.schemas import Area, AreaType
 
 configure(level="warning")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """A test still running after a few minutes prints its asyncio tasks (see hangs.py)."""
+    with watchdog(item.nodeid):
+        return (yield)
 
 
 @pytest.fixture(scope="session")
