@@ -12,7 +12,7 @@ the healthy devices only:
 - for polled families, the interval between two status polls as the simulated device saw
   them (``polls`` timestamps) against the configured interval, and the poller's lateness.
 
-    .venv/bin/python bench/fault_isolation.py [--devices 8] [--seconds 5] [--poll 1]
+    .venv/bin/python bench/bench_fault_isolation.py [--devices 8] [--seconds 5] [--poll 1]
 
 Prints one JSON line (figures in ms).
 """

@@ -1,7 +1,7 @@
 """Proof-of-play throughput: play events into the store through the batch writer, CSV export,
 and coverage of one broadcast over many devices. Prints one JSON line per database.
 
-    .venv/bin/python bench/playlog_ingest.py [--events 50000] [--devices 10000] [--no-pg]
+    .venv/bin/python bench/bench_playlog_ingest.py [--events 50000] [--devices 10000] [--no-pg]
 
 PostgreSQL is used when reachable (the same server the tests use, see tests/support).
 """
@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -28,6 +29,9 @@ from ttcs.core.playlog import PlayFilter, PlayLog, PlayLogWriter, export_csv
 from ttcs.core.store import Store
 from ttcs.core.store.tables import AreaRow, DeviceRow
 from ttcs.schemas import PlayEvent, PlayPhase, utcnow
+
+#: an administrative URL of the PostgreSQL to create a scratch database on
+ADMIN = os.environ.get("TTCS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 async def bench(database_url: str, events: int, devices: int) -> dict[str, object]:
@@ -91,16 +95,16 @@ async def main() -> None:
     if args.no_pg:
         return
     try:
-        from tests.support.databases import create_scratch, drop_scratch
+        from ttcs.testing.databases import create_scratch, drop_scratch
 
-        url, name = await create_scratch()
+        url, name = await create_scratch(ADMIN, "ttcs_bench")
     except Exception as exc:  # no server: say so, keep the SQLite figure
         print(json.dumps({"database": "postgresql", "skipped": repr(exc)}))
         return
     try:
         print(json.dumps(await bench(url, args.events, args.devices)), flush=True)
     finally:
-        await drop_scratch(name)
+        await drop_scratch(ADMIN, name)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Figures for the content library: espeak-ng per voice, the render cache, the dispatch check.
 
-    .venv/bin/python bench/content_tts.py [--words 100] [--rounds 5]
+    .venv/bin/python bench/bench_content_tts.py [--words 100] [--rounds 5]
 
-Prints one line per figure; never used as an assertion.
+Prints one JSON line (milliseconds); never used as an assertion.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from common import emit
 
 from ttcs.core.config import Settings
 from ttcs.core.content import ContentDraft, EspeakEngine, parse_wav
@@ -31,6 +33,8 @@ def words(n: int) -> str:
 async def main(n_words: int, rounds: int) -> None:
     text = words(n_words)
     engine = EspeakEngine()
+    figures: dict[str, object] = {"words": n_words, "rounds": rounds}
+    voices: dict[str, dict[str, float]] = {}
     for voice in [v.name for v in engine.voices]:
         times, seconds = [], 0.0
         for _ in range(rounds):
@@ -38,9 +42,11 @@ async def main(n_words: int, rounds: int) -> None:
             wav = await engine.synthesize(text, voice)
             times.append(time.perf_counter() - t0)
             seconds = parse_wav(wav).duration
-        print(f"espeak-ng {voice:16} {n_words} words: median {statistics.median(times)*1000:7.1f}"
-              f" ms  (min {min(times)*1000:.1f}, max {max(times)*1000:.1f}; {seconds:.1f} s "
-              "of audio)")
+        voices[voice] = {"median_ms": round(statistics.median(times) * 1000, 1),
+                         "min_ms": round(min(times) * 1000, 1),
+                         "max_ms": round(max(times) * 1000, 1),
+                         "audio_seconds": round(seconds, 1)}
+    figures["espeak_ng"] = voices
     with tempfile.TemporaryDirectory() as home:
         hub = Hub(Settings(home=Path(home)))
         await hub.open()
@@ -59,9 +65,9 @@ async def main(n_words: int, rounds: int) -> None:
                 t0 = time.perf_counter()
                 await speech.render(text, "espeak-ng", "vi-vn-x-central")
                 hits.append(time.perf_counter() - t0)
-            print(f"render through the cache, miss (synthesise + store + index): "
-                  f"{miss*1000:.1f} ms; hit: median {statistics.median(hits)*1000:.2f} ms "
-                  f"({first.size} bytes)")
+            figures["render_miss_ms"] = round(miss * 1000, 1)  # synthesise + store + index
+            figures["render_hit_median_ms"] = round(statistics.median(hits) * 1000, 2)
+            figures["render_bytes"] = first.size
             item = await hub.content.add(ContentDraft(title="bench", text=text,
                                                       issuer="UBND", area_code="20101"),
                                          "bench")
@@ -72,16 +78,18 @@ async def main(n_words: int, rounds: int) -> None:
                 t0 = time.perf_counter()
                 await hub.content.verify_approval(item)
                 checks.append(time.perf_counter() - t0)
-            print(f"verify_approval (SQLite): median {statistics.median(checks)*1000:.2f} ms")
+            figures["verify_approval_sqlite_median_ms"] = round(
+                statistics.median(checks) * 1000, 2)
             plays = []
             for _ in range(50):
                 t0 = time.perf_counter()
                 await hub.content.playable(item, "20101")
                 plays.append(time.perf_counter() - t0)
-            print(f"playable (verify + cached TTS + signed URL + render token): median "
-                  f"{statistics.median(plays)*1000:.2f} ms")
+            # verify + cached TTS + signed URL + render token
+            figures["playable_median_ms"] = round(statistics.median(plays) * 1000, 2)
         finally:
             await hub.stop()
+    emit("content_tts", **figures)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Cost of alarm evaluation on the bus: device status events per second through the
 HealthMonitor (battery, VSWR and temperature rules), with a share of devices in alarm.
 
-    .venv/bin/python bench/health_status_rate.py [--events 200000] [--devices 10000]
+    .venv/bin/python bench/bench_health_status_rate.py [--events 200000] [--devices 10000]
 """
 
 from __future__ import annotations
