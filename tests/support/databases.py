@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
-import asyncpg
+from ttcs.testing import databases as scratch
 
 
 def _admin_url() -> str:
@@ -24,19 +23,8 @@ ADMIN_URL = _admin_url()
 
 async def create_scratch() -> tuple[str, str]:
     """Create ``ttcs_test_<random>``; returns (SQLAlchemy URL, name)."""
-    name = f"ttcs_test_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}", name
+    return await scratch.create_scratch(ADMIN_URL, "ttcs_test")
 
 
 async def drop_scratch(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await scratch.drop_scratch(ADMIN_URL, name)

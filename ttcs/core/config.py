@@ -123,6 +123,15 @@ class Settings(BaseModel):
     clock_skew_tolerance: float = Field(default=30.0, gt=0, description="seconds between a "
                                         "device's reported time and the hub's receive time "
                                         "beyond which the device clock is flagged as skewed")
+    worker: bool = Field(default=False, description="run as one of several hub worker "
+                         "processes sharing device traffic (PostgreSQL and an external MQTT 5 "
+                         "broker required; see docs/operator-guide.md)")
+    worker_group: str = Field(default="ttcs", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                              description="MQTT shared-subscription group of the workers")
+    worker_heartbeat: float = Field(default=2.0, gt=0, description="seconds between a "
+                                    "worker's heartbeats (and a standby's bids for leadership)")
+    worker_timeout: float = Field(default=10.0, gt=0, description="seconds without a "
+                                  "heartbeat after which a worker is taken for dead")
 
     @property
     def database(self) -> str:
@@ -155,6 +164,10 @@ _ENV = {
     "TTCS_DISPATCH_CONCURRENCY": "dispatch_concurrency",
     "TTCS_MEDIA_BASE_URL": "media_base_url",
     "TTCS_TTS_ENGINE": "tts_engine",
+    "TTCS_WORKER": "worker",
+    "TTCS_WORKER_GROUP": "worker_group",
+    "TTCS_WORKER_HEARTBEAT": "worker_heartbeat",
+    "TTCS_WORKER_TIMEOUT": "worker_timeout",
 }
 
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 
 from ..adapters.errors import with_timeout
 from ..adapters.pool import Transports
+from ..aio import cancel_and_wait, wait_for
 from ..schemas import (
     AlarmEvent,
     Command,
@@ -55,6 +59,9 @@ from .schedule.content_gate import ContentGate
 from .schedule.service import BroadcastService
 from .store import Store
 
+if TYPE_CHECKING:
+    from .workers import WorkerSet
+
 log = structlog.get_logger("ttcs.hub")
 
 #: commands that present content: only ever built from approved content by the dispatcher
@@ -62,6 +69,13 @@ CONTENT_COMMANDS = frozenset({"play", "show", "sync_schedule"})
 
 #: consecutive failed polls before a poll device is declared offline (degraded before that)
 OFFLINE_AFTER_FAILURES = 3
+
+#: an offline device is polled less often the longer it has been offline — at half its rate
+#: at first, then about once in half the time it has been away, at most once in this many
+#: seconds — and at its own rate
+#: again from its first answer: a device back after an outage of T is seen within ~T/2, and
+#: 100,000 unreachable devices do not keep the loop busy as if they were live
+OFFLINE_POLL_MAX = 300.0
 
 
 def _driver_settings(device: Device) -> tuple[Any, ...]:
@@ -86,6 +100,7 @@ class DeviceSupervisor:
         self.connectivity = Connectivity.UNKNOWN
         self.failures = 0
         self.last_error: str | None = None
+        self._offline_since: float | None = None  # monotonic; while polls keep failing
         self._starter: asyncio.Task[None] | None = None
         self.log = log.bind(device=device.id, plugin=device.plugin, area=device.area_code)
 
@@ -120,19 +135,25 @@ class DeviceSupervisor:
     async def stop(self) -> None:
         self.hub.poller.remove(self.device.id)
         if self._starter is not None:
-            self._starter.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._starter
+            await cancel_and_wait(self._starter, f"start of {self.device.id}")
         if self.driver is not None:
             try:
-                await asyncio.wait_for(self.driver.stop(), 5)
+                await wait_for(self.driver.stop(), 5)
             except Exception:
                 self.log.warning("driver.stop_failed", exc_info=True)
 
     # -- polling ------------------------------------------------------------------------------
 
+    @property
+    def poll_key(self) -> str:
+        """What poll work is partitioned by between workers: a device with its parent."""
+        return self.device.parent_id or self.device.id
+
     async def poll(self) -> None:
         assert self.driver is not None
+        workers = self.hub.workers
+        if workers is not None and not workers.owns(self.poll_key):
+            return  # another worker polls this device
         parent = self.hub.parent_of(self.device)
         if parent is not None and parent.connectivity is Connectivity.OFFLINE:
             self.parent_lost(parent.device.id, f"parent device {parent.device.id} is offline")
@@ -142,17 +163,37 @@ class DeviceSupervisor:
                                         f"polling {self.device.id}", self.driver.read_status())
         except DeviceError as exc:
             self._failed(exc)
+            self._pace()
             return
         except Exception as exc:
             self.log.exception("driver.poll_crashed")
             self._failed(DeviceError(f"driver crashed while polling: {exc!r}"))
+            self._pace()
             return
         if parent is not None and parent.connectivity is Connectivity.OFFLINE:
             return  # the parent went offline while we asked: what we heard is stale
         self.failures = 0
+        self._pace()
         if status.connectivity is Connectivity.UNKNOWN:
             status = status.model_copy(update={"connectivity": Connectivity.ONLINE})
         self.report_status(status)
+
+    def _pace(self) -> None:
+        """Poll an offline device at half its rate, or once in half the time it has been
+        offline if that is longer (see :data:`OFFLINE_POLL_MAX`); any other state polls at
+        the device's own rate."""
+        job = self.hub.poller.job(self.device.id)
+        if job is None:
+            return
+        if self.connectivity is not Connectivity.OFFLINE or self.failures == 0:
+            self._offline_since = None
+            self.hub.poller.pace(self.device.id, 1)
+            return
+        now = time.monotonic()
+        if self._offline_since is None:
+            self._offline_since = now
+        gap = min(max((now - self._offline_since) / 2, 2 * job.interval), OFFLINE_POLL_MAX)
+        self.hub.poller.pace(self.device.id, max(1, int(gap // job.interval)))
 
     def _failed(self, exc: DeviceError) -> None:
         self.failures += 1
@@ -202,6 +243,10 @@ class Hub:
     def __init__(self, settings: Settings, plugins: PluginManager | None = None, *,
                  content: ContentGate | None = None,
                  dispatch: DispatchSettings | None = None) -> None:
+        if settings.worker:  # shared subscriptions are MQTT 5
+            from .workers import with_mqtt5
+
+            settings = settings.model_copy(update={"mqtt_url": with_mqtt5(settings.mqtt_url)})
         self.settings = settings
         # Tests may substitute a gate with the dispatch-facing methods of ContentLibrary.
         self._content_override = cast("ContentLibrary | None", content)
@@ -229,6 +274,11 @@ class Hub:
         #: seconds between looks at the registry for changes made by other processes
         self.registry_watch_interval = 2.0
         self.started = False
+        #: statuses taken by apply_status (every heartbeat, changed or not)
+        self.statuses_applied = 0
+        #: this process as one of several workers (``settings.worker``), while started
+        self.workers: WorkerSet | None = None
+        self.api_url: str | None = None  # set by whoever serves the API (heartbeats show it)
 
     @property
     def store(self) -> Store:
@@ -272,6 +322,11 @@ class Hub:
 
     async def start(self) -> None:
         """Run: embedded broker, discovery, a supervisor per device, poller, recorders."""
+        if self.settings.worker:  # refused before anything starts, with the reason
+            from .workers import check_broker, refuse_unsuitable
+
+            refuse_unsuitable(self.settings)
+            await check_broker(self.settings)
         await self.open()
         if self.settings.embedded_broker:
             from .broker import EmbeddedBroker
@@ -291,43 +346,70 @@ class Hub:
                     self._discoveries.append(service)
                 except Exception:
                     log.exception("discovery.failed", plugin=plugin.id)
+        if self.settings.worker:
+            from .workers import WorkerSet
+
+            self.workers = WorkerSet(self.settings, self.store, lead=self._lead,
+                                     stand_by=self._stand_by, stats=self._worker_stats,
+                                     api_url=self.api_url)
+            self.transports.owns = self.workers.owns
+            await self.workers.join()  # ownership known before the retained messages come
         self._registry_mark = await self.registry.change_mark()
-        for device in await self.registry.list_devices():
-            await self.supervise(device)
+        # Loading the registry makes objects that all live on; the collector, run again and
+        # again over a growing heap while it does, cost more than the loading (100,000 devices)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for device in await self.registry.list_devices():
+                await self.supervise(device)
+        finally:
+            if collecting:
+                gc.enable()
         self.poller.start()
         self._watcher = asyncio.create_task(self._watch_registry(), name="registry-watch")
         if self.broadcasts is not None:
-            self.dispatcher = Dispatcher(
-                self, self.broadcasts, self.content, self._dispatch_settings or
-                DispatchSettings(concurrency=self.settings.dispatch_concurrency))
-            self.dispatcher.start()
+            # a worker's dispatcher runs only while it leads; a standby's only resumes
+            # interrupted items it hears of (see _stand_by)
+            self._new_dispatcher(run=self.workers is None)
+            self.broadcasts.created.append(self._broadcast_created)
+        if self.workers is not None:
+            await self.workers.begin()
         self.started = True
+        # What start-up built (the registry's devices, supervisors, drivers, plugins) lives as
+        # long as the hub: out of the collector's way, a full collection no longer walks it
+        # (with 10,000 devices each one cost ~0.2 s of the loop, several a minute at ingest)
+        gc.freeze()
         log.info("hub.started", devices=len(self.supervisors),
                  plugins=[p.id for p in self.plugins.loaded()])
 
     async def stop(self) -> None:
+        if self.started:
+            gc.unfreeze()  # (collectable again once this hub lets go of them)
         self.started = False
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait(self._watcher, "plugin watcher")
             self._watcher = None
         for service in self._discoveries:
             with contextlib.suppress(Exception):
                 await service.stop()
         self._discoveries.clear()
+        if self.workers is not None:
+            await self.workers.pause()  # no leadership changes while stopping
         if self.dispatcher is not None:
+            if self.broadcasts is not None and self._broadcast_created in self.broadcasts.created:
+                self.broadcasts.created.remove(self._broadcast_created)
             await self.dispatcher.stop()
             self.dispatcher = None
+        if self.workers is not None:  # (the lock only once this process sends no more)
+            await self.workers.stop()
+            self.workers = None
         await self.poller.stop()
         await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
                              return_exceptions=True)
         self.supervisors.clear()
         if self._background:  # short jobs (a firmware update, a child's poll): let them end
             await asyncio.wait(set(self._background), timeout=5)
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await cancel_and_wait(list(self._background), "hub background")
         if self.monitor is not None:
             await self.monitor.stop()
             self.monitor = None
@@ -361,6 +443,52 @@ class Hub:
         task.add_done_callback(self._background.discard)
         return task
 
+    # -- workers: only the leader dispatches -------------------------------------------------
+
+    def _new_dispatcher(self, *, run: bool) -> Dispatcher:
+        assert self.broadcasts is not None
+        self.dispatcher = Dispatcher(
+            self, self.broadcasts, self.content, self._dispatch_settings or
+            DispatchSettings(concurrency=self.settings.dispatch_concurrency))
+        if run:
+            self.dispatcher.start()
+        return self.dispatcher
+
+    async def _lead(self) -> None:
+        """This worker became the leader: a fresh dispatcher, planning and sending (what the
+        old leader left pending is in the outbox; what it planned is planned again and the
+        unique idempotency keys drop the duplicates)."""
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        self._new_dispatcher(run=True)
+
+    async def _stand_by(self) -> None:
+        """This worker lost leadership: stop planning and sending at once. The dispatcher
+        left in place is not started: it only queues the resumption of items that devices
+        report interrupted to this worker (a database write the leader's sender picks up)."""
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self.broadcasts is not None and self.started:
+            self._new_dispatcher(run=False)
+
+    def _worker_stats(self) -> tuple[int, int, int]:
+        """(statuses applied, devices supervised, poll-based devices this worker owns), for
+        its heartbeat."""
+        workers = self.workers
+        polled = 0
+        if workers is not None:
+            for sup in self.supervisors.values():
+                if sup.driver is not None and type(sup.driver).iot_class is IotClass.POLL \
+                        and workers.owns(sup.poll_key):
+                    polled += 1
+        return self.statuses_applied, len(self.supervisors), polled
+
+    def _broadcast_created(self, plan: Any) -> None:
+        """A broadcast created in this process is planned at once (an emergency must not wait
+        for the planner's next round); one created elsewhere is found at that round."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
     # -- drivers ------------------------------------------------------------------------------
 
     def driver_config(self, device: Device) -> BaseModel:
@@ -371,7 +499,8 @@ class Hub:
         """A driver for ``device``; a child reaches its parent through ``parent`` if given
         (a short-lived parent driver), else through the parent's supervisor."""
         cls = self.plugins.driver_class(device.plugin, device.kind)
-        sup_log = log.bind(device=device.id, plugin=device.plugin, area=device.area_code)
+        sup_log = getattr(link, "log", None) or log.bind(  # a supervisor's is the same
+            device=device.id, plugin=device.plugin, area=device.area_code)
         context = DriverContext(
             config=self.driver_config(device), settings=self.settings,
             transports=self.transports, device=device, log=sup_log,
@@ -442,8 +571,9 @@ class Hub:
                 child.parent_back()
 
     async def supervise(self, device: Device) -> DeviceSupervisor:
-        """Start (or restart) supervising ``device``."""
-        old = self.supervisors.pop(device.id, None)
+        """Start (or restart) supervising ``device``. While the old supervisor stops it stays
+        in ``supervisors`` (a lookup meanwhile finds the device, not a gap)."""
+        old = self.supervisors.get(device.id)
         if old is not None:
             await old.stop()
         sup = DeviceSupervisor(self, device)
@@ -593,6 +723,7 @@ class Hub:
         differs from the last one only by its timestamp updates the store but publishes no
         event, and internal events are built without re-validating data already validated.
         """
+        self.statuses_applied += 1
         previous = sup.connectivity
         current = status.connectivity
         changed = sup.status is None or _differs(sup.status, status)
@@ -632,7 +763,11 @@ class Hub:
 
     async def _record_found(self, plugin_id: str, info: DeviceInfo,
                             config: dict[str, Any]) -> None:
-        if await self.registry.record_discovered(plugin_id, info, config):
+        try:
+            recorded = await self.registry.record_discovered(plugin_id, info, config)
+        except IntegrityError:  # another worker recorded it at the same moment
+            return
+        if recorded:
             log.info("device.discovered", plugin=plugin_id, serial=info.serial,
                      model=info.model)
             self.bus.publish(DeviceDiscoveredEvent(plugin=plugin_id, info=info))

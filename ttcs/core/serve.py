@@ -27,6 +27,8 @@ async def serve(settings: Settings, *, demo: bool = False, demo_devices: int = 1
     try:
         await hub.start()
         runner, api_url = await start_http(hub)
+        if hub.workers is not None:
+            hub.workers.api_url = api_url
         if demo:
             from .demo import prepare
 
@@ -60,6 +62,8 @@ def _banner(hub: Hub, api_url: str, control_url: str | None) -> None:
         f"  MQTT        {redact_url(hub.settings.mqtt_url)}"
         + (" (embedded broker)" if hub.settings.embedded_broker else ""),
         f"  devices     {len(hub.supervisors)} supervised",
+        *([f"  worker      {hub.workers.id} ({'leader' if hub.workers.leader else 'standby'}"
+           f"; {len(hub.workers.live)} live, see: ttcs workers list)"] if hub.workers else []),
         "",
         "Try, in another terminal (same directory):",
         "  .venv/bin/ttcs devices list",

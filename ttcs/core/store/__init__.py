@@ -41,17 +41,29 @@ class Store:
 
     async def insert_ignoring_duplicates(self, table: type[Any], rows: list[dict[str, Any]],
                                          key: str) -> int:
-        """Insert ``rows``, silently skipping those whose unique ``key`` exists; returns how
-        many were added. (Redelivered events and re-planned commands rely on this.)"""
+        """Insert ``rows`` in one transaction, silently skipping those whose unique ``key``
+        exists; returns how many were added. (Redelivered events and re-planned commands rely
+        on this.)
+
+        One cached statement executed for many rows ("executemany": SQLAlchemy batches it
+        into multi-row INSERTs itself) rather than a statement with a VALUES list compiled
+        anew for every batch, which cost more CPU than the database took to write the rows.
+        The count comes from ``RETURNING`` the keys of the rows actually inserted.
+        """
         if not rows:
             return 0
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        core = table.__table__
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:  # one statement per set of columns given
+            shapes.setdefault(tuple(row), []).append(row)
         added = 0
         async with self.sessions.begin() as s:
-            for start in range(0, len(rows), 1000):
-                statement = insert(table).values(rows[start:start + 1000])
-                result = await s.execute(statement.on_conflict_do_nothing(index_elements=[key]))
-                added += max(0, int(getattr(result, "rowcount", 0) or 0))
+            for same in shapes.values():
+                statement = (insert(core).on_conflict_do_nothing(index_elements=[key])
+                             .returning(core.c[key]))
+                result = await s.execute(statement, same)
+                added += len(result.all())
         return added
 
     async def close(self) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x77C5A0D3  # PostgreSQL advisory lock key held while migrating
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -52,6 +53,10 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(alembic_config(conn), revision)
 
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # workers starting together on a new database: one migrates, the others wait
+            # for it and find the schema current (SQLite serialises on its write lock)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)
 
 

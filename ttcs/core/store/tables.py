@@ -463,3 +463,20 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkerRow(Base):
+    """One hub worker process (``ttcs serve --worker``), kept by its own heartbeats."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # leader | standby
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    statuses: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"),
+                                          default=0)  # statuses this process applied
+    devices: Mapped[int] = mapped_column(Integer, default=0)  # devices it supervises
+    polled: Mapped[int] = mapped_column(Integer, default=0)  # poll devices it owns
+    api_url: Mapped[str | None] = mapped_column(String(500))

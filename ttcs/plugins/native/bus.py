@@ -54,19 +54,38 @@ class NativeListener:
 class NativeBus:
     """Routes native protocol messages of one broker to the drivers, by serial."""
 
-    def __init__(self, connection: MqttConnection) -> None:
+    def __init__(self, connection: MqttConnection, *,
+                 owns: Callable[[str], bool] | None = None) -> None:
         self.connection = connection
         self.channels: dict[str, DeviceChannel] = {}
         self.unknown_birth: list[Callable[[Birth], None]] = []
+        self.filters: list[str] = []
+        #: whether this process reports a serial's birth and presence (one of several
+        #: workers reports those of the serials it owns; every worker keeps them)
+        self.owns = owns
 
     @classmethod
-    async def attach(cls, connection: MqttConnection) -> NativeBus:
-        bus = cls(connection)
-        await connection.subscribe(f"{PREFIX}/+/+", bus._on_message, qos=1)
+    async def attach(cls, connection: MqttConnection, *, share_group: str | None = None,
+                     owns: Callable[[str], bool] | None = None) -> NativeBus:
+        """Subscribe the bus. With ``share_group`` (one of several workers), the high-rate
+        uplink (status, event) is an MQTT 5 shared subscription, so each message reaches one
+        worker of the group; retained state (birth, conn) and acknowledgements reach every
+        worker: each knows every device's presence, and the worker that sent a command
+        hears its ack."""
+        bus = cls(connection, owns=owns)
+        if share_group is None:
+            bus.filters = [f"{PREFIX}/+/+"]
+        else:
+            bus.filters = [*(f"$share/{share_group}/{PREFIX}/+/{leaf}"
+                             for leaf in ("status", "event")),
+                           *(f"{PREFIX}/+/{leaf}" for leaf in ("birth", "conn", "ack"))]
+        for topic_filter in bus.filters:
+            await connection.subscribe(topic_filter, bus._on_message, qos=1)
         return bus
 
     async def close(self) -> None:
-        await self.connection.unsubscribe(f"{PREFIX}/+/+", self._on_message)
+        for topic_filter in self.filters:
+            await self.connection.unsubscribe(topic_filter, self._on_message)
 
     def channel(self, serial: str) -> DeviceChannel:
         chan = self.channels.get(serial)
@@ -87,7 +106,7 @@ class NativeBus:
             return  # a cleared retained message
         chan = self.channel(serial)
         try:
-            self._apply(chan, leaf, bytes(payload))
+            self._apply(chan, leaf, payload if isinstance(payload, bytes) else bytes(payload))
         except (ValidationError, ValueError, ProtocolError) as exc:
             chan.bad_payloads += 1
             if chan.bad_payloads == 1 or chan.bad_payloads % 100 == 0:
@@ -98,6 +117,8 @@ class NativeBus:
         if leaf == "birth":
             chan.birth = Birth.model_validate_json(payload)
             chan.births.set()
+            if self.owns is not None and not self.owns(chan.serial):
+                return  # known here, reported by the worker that owns the serial
             if not chan.listeners:
                 for callback in self.unknown_birth:
                     callback(chan.birth)
@@ -105,6 +126,8 @@ class NativeBus:
                 listener.on_birth(chan.birth)
         elif leaf == "conn":
             chan.presence = Presence.model_validate_json(payload)
+            if self.owns is not None and not self.owns(chan.serial):
+                return
             for listener in chan.listeners:
                 listener.on_presence(chan.presence)
         elif leaf == "status":

@@ -40,8 +40,14 @@ async def native_bus(transports: Transports, url: str | None) -> NativeBus:
     """The process-wide bus for ``url`` (the hub's broker by default)."""
     resolved = url or transports.settings.mqtt_url
 
+    settings = transports.settings
+
     async def make() -> NativeBus:
-        return await NativeBus.attach(await transports.mqtt(resolved))
+        connection = await transports.mqtt(resolved)
+        if settings.worker and resolved == settings.mqtt_url:  # one of several workers
+            return await NativeBus.attach(connection, share_group=settings.worker_group,
+                                          owns=transports.owns)
+        return await NativeBus.attach(connection)
 
     return await transports.shared(BUS_KEY + resolved, make)
 
@@ -149,12 +155,13 @@ class NativeSpeakerDriver(DeviceDriver, NativeListener):
         """Latest status with the presence and firmware the device announced most recently."""
         chan = self._chan
         assert chan is not None
-        status = (chan.status or DeviceStatus()).model_copy()
-        # plain assignment: the values come from validated models (no re-validation needed)
-        status.connectivity = connectivity
-        if chan.birth is not None:  # the birth is newer than a retained status from before
-            status.firmware = chan.birth.info.firmware
-        self.context.link.report_status(status)
+        # a copy with the values of validated models (no re-validation needed); the birth
+        # is newer than a retained status from before
+        update: dict[str, object] = {"connectivity": connectivity}
+        if chan.birth is not None:
+            update["firmware"] = chan.birth.info.firmware
+        self.context.link.report_status((chan.status or DeviceStatus()).model_copy(
+            update=update))
 
     def on_birth(self, birth: Birth) -> None:
         self._report(Connectivity.ONLINE)
