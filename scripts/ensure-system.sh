@@ -17,6 +17,7 @@ command -v smilint >/dev/null 2>&1 || need+=(smitools)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pg_ctlcluster >/dev/null 2>&1 || command -v pg_isready >/dev/null 2>&1 \
   || need+=(postgresql)
 

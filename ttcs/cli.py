@@ -85,11 +85,21 @@ def actor() -> str:
 
 
 def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
+    """``KEY=VALUE`` pairs; ``KEY=@FILE`` reads the value from a file (one trailing newline
+    dropped), so a device secret stays out of the shell history and the process list."""
     result: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise CliError(f"{what} must look like KEY=VALUE, got {pair!r}")
+            raise CliError(f"{what} must look like KEY=VALUE or KEY=@FILE, got "
+                           f"{key.strip() or pair!r}=…")
+        if value.startswith("@"):
+            path = Path(value[1:]).expanduser()
+            try:
+                value = path.read_text(encoding="utf-8").removesuffix("\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CliError(f"{what} {key.strip()}: cannot read {path}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
         result[key.strip()] = value
     return result
 
@@ -444,6 +454,21 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return await serve(settings, demo=args.demo, demo_devices=args.demo_devices)
 
 
+async def cmd_workers_list(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.workers import list_workers
+
+    async def work(hub: Hub) -> int:
+        rows = await list_workers(hub.store, settings.worker_timeout)
+        if args.json:
+            emit_json(rows)
+        else:
+            emit_table(rows, ["id", "role", "alive", "heartbeat_age_s", "host", "pid",
+                              "statuses", "devices", "polled", "api"])
+        return 0
+
+    return await with_hub(settings, work)
+
+
 def cmd_spec(args: argparse.Namespace, settings: Settings) -> int:
     from .core.api.openapi import render
     from .schemas.export import write
@@ -526,11 +551,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--parent", help="parent device id (via_device)")
     p.add_argument("--group", action="append")
-    p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE",
+                   help="a plugin setting; KEY=@FILE reads the value from FILE (secrets)")
     p = add(devices, "reconfigure", cmd_devices_reconfigure,
             "change a device's settings (new address, new token); probed, identity kept")
     p.add_argument("id")
-    p.add_argument("--config", action="append", metavar="KEY=VALUE", required=True)
+    p.add_argument("--config", action="append", metavar="KEY=VALUE", required=True,
+                   help="a plugin setting; KEY=@FILE reads the value from FILE (secrets)")
     p = add(devices, "list", cmd_devices_list, "list devices")
     for flag in ("--area", "--kind", "--plugin", "--group", "--connectivity", "--search"):
         p.add_argument(flag)
@@ -603,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="embedded broker, the Huế areas and a simulated fleet")
     p.add_argument("--demo-devices", type=int, default=12)
+    p.add_argument("--worker", action="store_true", default=None,
+                   help="run as one of several worker processes sharing the devices "
+                   "(PostgreSQL and an external MQTT 5 broker; env TTCS_WORKER)")
+
+    workers = group(sub, "workers", "hub worker processes (ttcs serve --worker)")
+    add(workers, "list", cmd_workers_list, "the workers, their role and their heartbeat")
 
     p = add(sub, "spec", cmd_spec, "write the JSON Schema, AsyncAPI and OpenAPI files",
             json_flag=False)
@@ -623,7 +656,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides: dict[str, Any] = {}
         if args.handler is cmd_serve:
             overrides = {"api_host": args.host, "api_port": args.port,
-                         "embedded_broker": True if args.demo else args.embedded_broker}
+                         "embedded_broker": True if args.demo else args.embedded_broker,
+                         "worker": args.worker}
         settings = load_settings(args.settings_file, **overrides)
         configure(settings.log_format, "info" if args.handler is cmd_serve
                   else ("debug" if settings.log_level == "debug" else "warning"))

@@ -99,6 +99,67 @@ async def test_a_client_that_does_not_read_is_dropped_and_the_hub_does_not_wait(
     await eventually(lambda: not bus.streams)
 
 
+async def test_a_client_that_reconnects_gets_what_it_missed_then_the_live_stream(
+        started: Started) -> None:
+    headers = {"Authorization": f"Bearer {started.tokens['operator']}"}
+    bus = started.hub.bus
+    url = f"{started.url}/api/v1/events"
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(url, params={"types": "alarm"}) as stream:
+            await stream.content.readline()
+            await eventually(lambda: bus.streams)
+            bus.publish(_alarm(OWN, "seen"))
+            [(_, seen)] = await asyncio.wait_for(_read_events(stream, 1), 10)
+        for code, area in (("missed_1", OWN), ("not_ours", FOREIGN), ("missed_2", OWN)):
+            bus.publish(_alarm(area, code))
+        before = list(bus.streams)  # the old one lingers until the hub writes to it
+        async with http.get(url, params={"types": "alarm"},
+                            headers={"Last-Event-ID": seen["id"]}) as stream:
+            await stream.content.readline()
+            await eventually(lambda: any(all(x is not y for y in before)
+                                         for x in bus.streams))
+            bus.publish(_alarm(OWN, "live"))
+            events = await asyncio.wait_for(_read_events(stream, 3), 10)
+        assert [d["code"] for _, d in events] == ["missed_1", "missed_2", "live"]
+        async with http.get(url, params={"types": "alarm", "last_event_id": "ev-unknown"}
+                            ) as stream:
+            await stream.content.readline()
+            [(kind, _)] = await asyncio.wait_for(_read_events(stream, 1), 10)
+        assert kind == "reset"  # the hub cannot tell what was missed: read the state again
+
+
+async def test_a_longer_gap_is_replayed_from_the_store(started: Started) -> None:
+    from sqlalchemy import func, select
+
+    from ttcs.core.api.replay import RecentEvents, missed
+    from ttcs.core.store.tables import EventRow
+
+    hub = started.hub
+    recent = RecentEvents(hub.bus, frozenset({"alarm"}), size=2)  # memory holds 2 only
+    try:
+        alarms = [_alarm(OWN, f"gap_{n}") for n in range(6)]
+        for alarm in alarms:
+            hub.bus.publish(alarm)
+
+        async def stored() -> int:
+            async with hub.store.sessions() as s:
+                return int((await s.execute(select(func.count()).select_from(EventRow).where(
+                    EventRow.id.in_([a.id for a in alarms])))).scalar_one())
+
+        for _ in range(100):
+            if await stored() == len(alarms):
+                break
+            await asyncio.sleep(0.05)
+        found, reset = await missed(recent, hub.store, alarms[0].id, {"alarm"}, limit=100)
+        assert [e.id for e in found] == [a.id for a in alarms[1:]] and not reset
+        found, reset = await missed(recent, hub.store, alarms[0].id, {"alarm"}, limit=2)
+        assert [e.id for e in found] == [a.id for a in alarms[-2:]] and reset
+        found, _ = await missed(recent, hub.store, alarms[0].id, {"play"}, limit=100)
+        assert found == []
+    finally:
+        recent.close()
+
+
 @dataclass
 class Receiver:
     """A source information system's endpoint: fails the first ``failures`` requests."""

@@ -183,6 +183,27 @@ async def test_listings_page_with_a_next_link(rig: ApiRig) -> None:
     assert everything["next"] is None
 
 
+async def test_plugins_are_listed_in_pages_and_filtered_by_kind_and_state(rig: ApiRig
+                                                                          ) -> None:
+    admin = rig.as_("root")
+    status, everything, _ = await admin.get("/plugins", params={"limit": 500})
+    assert status == 200 and everything["next"] is None
+    ids = [p["id"] for p in everything["items"]]
+    assert ids == sorted(ids) and {"native", "zonetech", "ledviet"} <= set(ids)
+    status, first, _ = await admin.get("/plugins", params={"limit": 2})
+    assert [p["id"] for p in first["items"]] == ids[:2] and first["next"]
+    status, rest, _ = await rig.call("GET", first["next"], token=rig.tokens["root"])
+    assert [p["id"] for p in rest["items"]] == ids[2:4]
+    status, boards, _ = await admin.get("/plugins", params={"kind": "led_board"})
+    assert status == 200 and boards["items"]
+    assert all("led_board" in p["kinds"] for p in boards["items"])
+    assert "native" not in [p["id"] for p in boards["items"]]
+    status, refused, _ = await admin.get("/plugins", params={"state": "refused"})
+    assert (status, refused["items"]) == (200, [])  # every built-in plugin loads
+    status, problem, _ = await admin.get("/plugins", params={"kind": "toaster"})
+    assert status == 422 and "kind" in str(problem)
+
+
 async def test_answers_carry_secure_headers_and_no_server_banner(rig: ApiRig) -> None:
     for path in ("/api/v1/openapi.json", "/healthz", "/api/v1/docs"):
         status, _, headers = await rig.call("GET", path)

@@ -13,12 +13,13 @@ import pytest
 
 from tests.core.content.conftest import wav_bytes
 from tests.support.rig import SpeakerRig
+from tests.support.wait import eventually
 from ttcs.cli import main
 from ttcs.core.config import Settings
 from ttcs.core.content import ContentDraft
 from ttcs.core.http import start_http
 from ttcs.core.logging import configure
-from ttcs.schemas import IssuingLevel
+from ttcs.schemas import Connectivity, IssuingLevel
 from ttcs.schemas.access import Role, UserSpec
 
 
@@ -58,6 +59,13 @@ async def test_devices_list_and_command_over_the_api_match_the_local_store(
         monkeypatch: pytest.MonkeyPatch) -> None:
     rig, url, token_file = running
     sim, device = await rig.add("REMOTE-1", area="19900")
+    # the hub writes statuses to the store in batches (once a second): the local CLI reads
+    # the store, so wait until the online status is there
+    async def stored_online() -> bool:
+        status = await rig.hub.registry.get_status(device.id)
+        return status.connectivity is Connectivity.ONLINE and status.volume is not None
+
+    await eventually(stored_online)
     monkeypatch.setenv("TTCS_MQTT_URL", rig.broker_url)
     local = [await run(cli, "devices", "list"), await run(cli, "devices", "list", "--json"),
              await run(cli, "devices", "show", device.id),

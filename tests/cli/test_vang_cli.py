@@ -89,3 +89,23 @@ async def test_a_wrong_secret_is_refused_at_registration_with_one_line(cli: Cli)
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_a_secret_read_from_a_file_registers_the_speaker(cli: Cli, tmp_path: Path
+                                                                ) -> None:
+    proc, sim = await simulator("vang", "--serial-prefix", f"VTFILE{os.getpid()}")
+    try:
+        [speaker] = sim["devices"]
+        args = add_args(speaker["add"])
+        [given] = [a for a in args if a.startswith("secret=")]
+        secret = tmp_path / "vt.secret"
+        secret.write_text(given.removeprefix("secret=") + "\n", encoding="utf-8")
+        device = await cli.json(*[f"secret=@{secret}" if a == given else a for a in args])
+        assert device["serial"] == speaker["serial"]  # probed with the secret from the file
+        assert device["config"]["secret"] == "**********"
+        missing = [f"secret=@{tmp_path / 'nope'}" if a == given else a for a in args]
+        code, _, err = await cli.run(*missing, ok=False)
+        assert code != 0 and "cannot read" in err and "nope" in err
+    finally:
+        proc.terminate()
+        await proc.wait()

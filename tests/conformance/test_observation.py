@@ -71,15 +71,19 @@ async def test_a_stall_in_the_simulators_code_is_recorded_but_not_counted() -> N
 
 
 async def test_a_process_the_machine_does_not_run_is_not_a_blocked_loop() -> None:
-    watch = LoopWatch(threshold=0.3)
-    await watch.start()
-    await asyncio.sleep(0.05)
-    # the whole process is stopped, as an overloaded host would, and let go 0.6 s later
-    stopper = await asyncio.create_subprocess_exec(
-        "sh", "-c", f"sleep 0.05; kill -STOP {os.getpid()}; sleep 0.6; kill -CONT {os.getpid()}")
-    await stopper.wait()
-    await asyncio.sleep(0.1)
-    await watch.stop()
+    for _ in range(3):  # (a loaded machine may hold the stopper itself: then try again)
+        watch = LoopWatch(threshold=0.3)
+        await watch.start()
+        await asyncio.sleep(0.05)
+        # the whole process is stopped, as an overloaded host would, and let go 0.6 s later
+        stopper = await asyncio.create_subprocess_exec(
+            "sh", "-c",
+            f"sleep 0.05; kill -STOP {os.getpid()}; sleep 0.6; kill -CONT {os.getpid()}")
+        await stopper.wait()
+        await asyncio.sleep(0.1)
+        await watch.stop()
+        if watch.stalls:
+            break
     assert watch.stalls and {s.excused for s in watch.stalls} == {"host"}
     assert watch.counted_stalls == []
     assert watch.figures()["max"] >= 0.3

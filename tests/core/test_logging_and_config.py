@@ -32,6 +32,24 @@ def test_secret_values_are_masked_in_json_logs() -> None:
     assert record["event"] == "device.connect"
 
 
+def test_secrets_nested_in_dicts_and_lists_are_masked() -> None:
+    import structlog
+
+    out = io.StringIO()
+    configure("json", "info", stream=out)
+    structlog.get_logger("t").info(
+        "device.config", config={"host": "10.0.0.7", "password": "nested-pw",
+                                 "auth": {"token": "deep-tok", "user": "ops"}},
+        brokers=["mqtt://hub:list-pw@b1:1883", {"secret": "in-a-list"}],
+        key=SecretStr("plain-secret"))
+    record = json.loads(out.getvalue().strip().splitlines()[-1])
+    for secret in ("nested-pw", "deep-tok", "list-pw", "in-a-list", "plain-secret"):
+        assert secret not in out.getvalue()
+    assert record["config"]["host"] == "10.0.0.7"  # what is not secret stays readable
+    assert record["config"]["auth"] == {"token": "***", "user": "ops"}
+    assert record["brokers"] == ["mqtt://hub:***@b1:1883", {"secret": "***"}]
+
+
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     conf = tmp_path / "hub.yaml"
     conf.write_text("mqtt_url: mqtt://a:1\napi_port: 9000\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import SAMPLE_AREAS
+from tests.support.bulletins import approved_flood_warning
 from tests.support.wait import eventually
 from ttcs.core.config import Settings
 from ttcs.core.content import ContentDraft
@@ -145,38 +146,29 @@ async def test_a_hub_killed_mid_fan_out_delivers_every_command_exactly_once_afte
             plugin="native", kind="ip_speaker", area_code="20101",
             config={"serial": s}) for s in serials], "test")
         assert report.ok
-        library = setup.content
-        await library.approvers.add("UBND Thành phố Huế", "province", "46", "test")
-        wav = tmp_path / "siren.wav"
-        await asyncio.to_thread(subprocess.run, ["espeak-ng", "-v", "vi", "-w", str(wav),
-                                                 "Cảnh báo lũ"], check=True)
-        item = await library.add(ContentDraft(
-            title="Cảnh báo lũ", kind="audio", level="emergency", source_level="province",
-            issuer="UBND Thành phố Huế", area_code="46"), "duty", file=wav)
-        await library.submit(item.id, "duty")
-        await library.approve(item.id, "UBND Thành phố Huế", "duty-officer")
+        content_id = await approved_flood_warning(setup, tmp_path)
         await setup.stop()
 
         hub = Process("serve", env=env)
         await eventually(lambda: asyncio.to_thread(_healthy, api), timeout=30)
         created = await asyncio.to_thread(
-            _ttcs, "broadcast", "create", "--content", item.id, "--area", "46", "--json",
+            _ttcs, "broadcast", "create", "--content", content_id, "--area", "46", "--json",
             env=env)
         broadcast_id = json.loads(created)["id"]
         # Kill the hub once some, but not all, devices got the emergency.
-        await eventually(lambda: _plays_total(control, serials, item.id) >= 3, timeout=60,
+        await eventually(lambda: _plays_total(control, serials, content_id) >= 3, timeout=60,
                          interval=0.05)
         hub.kill()
-        played_before = _plays_total(control, serials, item.id)
+        played_before = _plays_total(control, serials, content_id)
         assert played_before < count, "the fan-out finished before the kill; slow it further"
 
         hub = Process("serve", env=env)
-        await eventually(lambda: _plays_total(control, serials, item.id) >= count,
+        await eventually(lambda: _plays_total(control, serials, content_id) >= count,
                          timeout=90, interval=0.2)
         await asyncio.sleep(1.5)  # anything duplicated would show up now
         for serial in serials:
             truth = _truth(control, serial)
-            plays = [p for p in truth["plays"] if p["content_id"] == item.id]
+            plays = [p for p in truth["plays"] if p["content_id"] == content_id]
             assert len(plays) == 1, f"{serial} played it {len(plays)} times"
         resent = sum(
             sum(c["type"] == "play" for c in _truth(control, s)["commands"]) for s in serials)

@@ -181,8 +181,11 @@ async def test_play_feeds_the_stream_into_the_transmitter(media: MediaServer, ri
     assert result.status is CommandStatus.ACCEPTED
     await eventually(lambda: media.listeners == 1)
     assert sim.state()["audio_source"] == media.live("fm")
-    status = await eventually(lambda: polled(rig, tx, lambda s: s.current_item == "ct-fm"))
-    assert status.activity is Activity.PLAYING and "audio_silent" not in status.faults
+    # A poll taken before the decoder reached the stream may still say silent; the first
+    # poll after it must not.
+    status = await eventually(lambda: polled(
+        rig, tx, lambda s: s.current_item == "ct-fm" and "audio_silent" not in s.faults))
+    assert status.activity is Activity.PLAYING
     [aired] = sim.on_air()
     assert (aired["source"], aired["zones"], aired["frequency_khz"]) == (
         media.live("fm"), [2], 60_500)
@@ -208,6 +211,29 @@ async def test_approved_media_plays_to_its_end_with_proof_of_play(media: MediaSe
     assert result.status is CommandStatus.ACCEPTED
     await eventually(lambda: rig.plays(tx) == [("started", "ct-news"), ("finished", "ct-news")])
     assert rig.station.decoder.truth.plays[0].outcome == "finished"
+
+
+async def test_zones_a_bulletin_opened_close_when_it_ends(media: MediaServer, rig: FmRig
+                                                          ) -> None:
+    """Receivers do not stay open between bulletins: the zone the play switched on goes off
+    when the play ends; a zone that was already on (an operator's) stays on."""
+    sim = rig.station.transmitter
+    first, second = rig.receivers
+    await run(rig, first, type="power", on=True)  # zone 1 on before the bulletin
+    assert sim.zones[1].on and not sim.zones[2].on
+    ref = media.ref("ban-tin.mp3", b"\xff\xfb" + bytes(4000), "audio/mpeg")
+    ref["duration"] = 0.3
+    for rx in (first, second):
+        result = await run(rig, rx, type="play", media=ref, broadcast_id="bc-close",
+                           content_id="ct-close")
+        assert result.status is CommandStatus.ACCEPTED
+    assert sim.zones[1].on and sim.zones[2].on
+    await eventually(lambda: rig.plays(second) == [("started", "ct-close"),
+                                                    ("finished", "ct-close")])
+    await eventually(lambda: not sim.zones[2].on)
+    assert sim.zones[1].on
+    [aired] = sim.on_air()
+    assert aired["zones"] == [1, 2]
 
 
 async def test_altered_media_is_refused_and_never_played(media: MediaServer, rig: FmRig
@@ -356,6 +382,8 @@ async def test_children_come_back_with_the_parent_without_waiting_their_turn(
     rig = await FmRig.start(fm_settings(settings, amqtt_url), station, receiver_poll=3600)
     try:
         tx, sim = rig.transmitter, station.transmitter
+        # the receivers' drivers start in the background: wait until their polls are booked
+        await eventually(lambda: all(rig.hub.poller.job(rx.id) for rx in rig.receivers))
         polls_before = [rig.hub.poller.job(rx.id).runs for rx in rig.receivers]  # type: ignore[union-attr]
         await sim.inject(Fault.OFFLINE)
         await eventually(lambda: all(rig.connectivity(d) is Connectivity.OFFLINE

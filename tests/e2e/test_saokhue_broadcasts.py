@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from sqlalchemy import select
 
 from tests.conftest import SAMPLE_AREAS
 from tests.support.brokers import Mosquitto
@@ -20,6 +21,7 @@ from ttcs.core.config import Settings
 from ttcs.core.dispatch import DispatchSettings
 from ttcs.core.hub import Hub
 from ttcs.core.playlog import PlayFilter, PlayLog
+from ttcs.core.store.tables import OutboxRow
 from ttcs.plugins.saokhue.schedule import slots
 from ttcs.schemas import (
     Broadcast,
@@ -31,6 +33,7 @@ from ttcs.schemas import (
     Targets,
     new_id,
 )
+from ttcs.simulators.base import Fault
 from ttcs.simulators.saokhue_station import SaoKhueStation
 
 OPEN_POLICY = "name: open\nby_type: {}\n"  # no rules: tests run at any hour
@@ -131,6 +134,35 @@ async def _finished(rig: Rig, b: Broadcast) -> list[object]:
     return [e for e in entries if e.phase is PlayPhase.FINISHED]
 
 
+async def test_a_schedule_that_expired_on_its_way_is_sent_again_when_the_station_is_back(
+        rig: Rig) -> None:
+    dispatcher = rig.hub.dispatcher
+    assert dispatcher is not None
+    dispatcher.settings.sync_expiry = 1.0  # (an hour in production)
+    dispatcher.settings.resync_every = 1.0
+    await rig.sim.inject(Fault.OFFLINE)  # the station is away when its schedule changes
+    rig.gate.add_audio("ban-tin-vang", 0.4, area="19900")
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    b = await rig.create("ban-tin-vang", schedule=Schedule(kind="at", at=at))
+    await eventually(lambda: _sync_states(rig, "expired"), timeout=30)
+    assert rig.rows_of(b) == []
+    await rig.sim.clear(Fault.OFFLINE)
+    (row,) = await eventually(lambda: rig.rows_of(b), timeout=30)
+    assert row.ma_nd == "ban-tin-vang"  # type: ignore[attr-defined]
+    await eventually(lambda: _sync_states(rig, "done"), timeout=30)
+    rounds = dispatcher.syncs
+    await eventually(lambda: dispatcher.syncs >= rounds + 3)
+    assert (await _sync_states(rig, "done")) == 1  # delivered once, not again every round
+
+
+async def _sync_states(rig: Rig, state: str) -> int:
+    async with rig.hub.store.sessions() as s:
+        keys = (await s.execute(select(OutboxRow.idempotency_key).where(
+            OutboxRow.device_id == rig.device.id, OutboxRow.state == state,
+            OutboxRow.idempotency_key.like("sync/%")))).scalars().all()
+    return len(keys)
+
+
 async def test_an_item_altered_after_it_reached_the_station_is_taken_off_its_table_alone(
         rig: Rig) -> None:
     rig.gate.add_audio("ban-tin-sang", 0.4, area="19900")
@@ -139,12 +171,12 @@ async def test_an_item_altered_after_it_reached_the_station_is_taken_off_its_tab
     kept = await rig.create("ban-tin-sang", schedule=Schedule(kind="at", at=at))
     altered = await rig.create("ban-tin-sua", schedule=Schedule(
         kind="at", at=at + timedelta(minutes=5)))
-    await eventually(lambda: rig.rows_of(kept) and rig.rows_of(altered), timeout=10)
+    await eventually(lambda: rig.rows_of(kept) and rig.rows_of(altered), timeout=30)
     dispatcher = rig.hub.dispatcher
     assert dispatcher is not None
     with structlog.testing.capture_logs() as logs:
         rig.gate.alter("ban-tin-sua", title="ban-tin-sua (đã bị sửa)")
-        await eventually(lambda: not rig.rows_of(altered), timeout=10)
+        await eventually(lambda: not rig.rows_of(altered), timeout=30)
         assert rig.rows_of(kept)  # the rest of the table still goes
         syncs = dispatcher.syncs
         await eventually(lambda: dispatcher.syncs >= syncs + 3)  # more rounds see it again

@@ -371,6 +371,18 @@ async def test_offline_is_unreachable_logged_once_and_comes_back(rig: Rig) -> No
     assert changes.count(Connectivity.OFFLINE) == 1
 
 
+async def test_an_offline_speaker_is_polled_less_often_and_at_its_rate_once_back(rig: Rig
+                                                                                ) -> None:
+    job = rig.hub.poller.job(rig.device.id)
+    assert job is not None and job.every == 1
+    await rig.speaker.inject(Fault.OFFLINE)
+    await eventually(lambda: rig.connectivity is Connectivity.OFFLINE)
+    await eventually(lambda: job.every >= 2 and job.paced >= 1)  # slots pass it by
+    await rig.speaker.clear(Fault.OFFLINE)
+    await eventually(lambda: rig.connectivity is Connectivity.ONLINE, timeout=10)
+    assert job.every == 1
+
+
 async def test_slow_answers_time_out_within_the_device_timeout(rig: Rig) -> None:
     await rig.speaker.inject(Fault.SLOW, delay=2.0)
     with pytest.raises(DeviceTimeout):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,6 +253,26 @@ async def test_an_emergency_cuts_a_bulletin_and_a_normal_one_does_not_cut_the_em
     assert after.status is CommandStatus.DONE  # an equal level cuts what plays
 
 
+async def test_a_poll_that_asked_the_decoder_before_a_play_does_not_end_that_play(
+        rig: Rig, station: Station) -> None:
+    # slow Modbus answers: each poll reads the decoder first, then the controller for a
+    # while, so plays start between a poll's decoder answer and the end of that poll
+    await station.sim.inject(Fault.SLOW, delay=0.06)
+    cut = await rig.run(station.controller, type="play", stream_url=rig.media.live("bao"),
+                        content_id="ct-storm", level="emergency")
+    assert cut.status is CommandStatus.DONE
+    for n in range(4):
+        later = await rig.run(station.controller, type="play", stream_url=rig.media.live(),
+                              content_id=f"ct-later-{n}", level="normal")
+        assert (later.status, later.code) == (CommandStatus.REJECTED, "busy")
+        await asyncio.sleep(0.2)
+    # the emergency is still on air, on every line, and no poll said it ended
+    assert [(p.content_id, p.outcome) for p in station.decoder.truth.plays] == [
+        ("ct-storm", "playing")]
+    assert station.sim.relays == [True, True, True, True]
+    assert [e.content_id for e in rig.plays(PlayPhase.INTERRUPTED)] == []
+
+
 async def test_each_line_is_a_zone_reading_of_the_controller(rig: Rig, station: Station
                                                              ) -> None:
     await rig.run(station.controller, type="switch_zones", zones={"2": True, "4": True})
@@ -322,6 +343,19 @@ async def test_a_file_that_plays_to_its_end_is_proof_of_play(rig: Rig, station: 
     await rig.run(station.controller, type="play", media=ref, content_id="ct-file")
     [finished] = await eventually(lambda: rig.plays(PlayPhase.FINISHED))
     assert (finished.content_id, finished.device_id) == ("ct-file", station.controller.id)
+
+
+async def test_lines_a_bulletin_switched_on_drop_when_it_ends(rig: Rig, station: Station
+                                                             ) -> None:
+    """No line hums between broadcasts: when a play ends by itself the lines it switched on
+    drop (as on a stop); a line the operator had on before stays on."""
+    await rig.run(station.zones[1], type="power", on=True)
+    ref = rig.media.ref("bulletin.mp3", b"\xff\xfb" + bytes(20000), "audio/mpeg")
+    ref["duration"] = 0.3
+    await rig.run(station.zones[3], type="play", media=ref, content_id="ct-lines")
+    assert station.sim.relays == [True, False, True, False]
+    await eventually(lambda: rig.plays(PlayPhase.FINISHED))
+    await eventually(lambda: station.sim.relays == [True, False, False, False])
 
 
 async def test_altered_media_is_never_played(rig: Rig, station: Station) -> None:

@@ -21,6 +21,7 @@ from ttcs.schemas import (
     CommandResult,
     Content,
     Device,
+    DeviceChanges,
     DeviceInfo,
     DeviceSpec,
     DeviceStatus,
@@ -30,15 +31,21 @@ from ttcs.schemas import (
     native,
     parse_command,
 )
+from ttcs.schemas.access import ApiToken, IssuedToken, Login, TokenSpec, User, UserSpec
+from ttcs.schemas.api import FieldProblem, Problem
 from ttcs.schemas.errors import explain
 from ttcs.schemas.export import render
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "docs" / "spec"
 
-MODELS: list[type[BaseModel]] = [Area, Device, DeviceSpec, DeviceInfo, DeviceStatus,
-                                 DiscoveredDevice, Group, CommandResult, Content, Broadcast,
-                                 PluginManifest, native.Birth, native.Presence,
-                                 native.DeviceEvent]
+MODELS: list[type[BaseModel]] = [Area, Device, DeviceSpec, DeviceChanges, DeviceInfo,
+                                 DeviceStatus, DiscoveredDevice, Group, CommandResult, Content,
+                                 Broadcast, PluginManifest, native.Birth, native.Presence,
+                                 native.DeviceEvent, User, TokenSpec, ApiToken, IssuedToken,
+                                 Problem, FieldProblem]
+#: models with a password: it serialises masked, so the round trip goes through a dump that
+#: reveals it (as the API reads a request body), and the masked dump is checked apart
+WITH_SECRETS: list[type[BaseModel]] = [UserSpec, Login]
 UNIONS: dict[str, TypeAdapter[Any]] = {"command": COMMAND_ADAPTER, "event": EVENT_ADAPTER}
 
 
@@ -65,6 +72,26 @@ def test_every_model_round_trips_through_json(model: type[BaseModel], data: st.D
         return
     again = model.model_validate_json(instance.model_dump_json())
     assert again == instance
+
+
+@pytest.mark.parametrize("model", WITH_SECRETS, ids=lambda m: m.__name__)
+@SCHEMA_SETTINGS
+@given(data=st.data())
+def test_models_with_a_password_round_trip_and_never_print_it(model: type[BaseModel],
+                                                              data: st.DataObject) -> None:
+    document = data.draw(_instances(model.model_json_schema()))
+    try:
+        instance = model.model_validate(document)
+    except ValidationError:
+        assume(False)
+        return
+    revealed = {k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                for k, v in instance}  # the fields as they are (a dump would mask it)
+    assert model.model_validate(revealed) == instance
+    secret: SecretStr | None = getattr(instance, "password")  # noqa: B009
+    printed = json.loads(instance.model_dump_json())["password"]
+    assert printed == (None if secret is None else
+                       "**********" if secret.get_secret_value() else "")
 
 
 @pytest.mark.parametrize("name", sorted(UNIONS))

@@ -60,6 +60,9 @@ def map_decode_errors(what: str) -> Iterator[None]:
 async def with_timeout(seconds: float, what: str, awaitable: Awaitable[T]) -> T:
     """Await for at most ``seconds``; on expiry raise :class:`DeviceTimeout`."""
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        # in this task (asyncio.wait_for would wrap a coroutine in a task of its own: one
+        # per command in a fan-out)
+        async with asyncio.timeout(seconds):
+            return await awaitable
     except TimeoutError as exc:
         raise DeviceTimeout(f"{what}: no answer within {seconds:g} s") from exc

@@ -23,7 +23,6 @@ Endpoints of different addresses share nothing, so one hung controller never del
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -36,6 +35,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
+from ..aio import cancel_and_wait, wait_for
 from ..core.errors import CommandRejected, DeviceTimeout, DeviceUnreachable, ProtocolError
 
 log = structlog.get_logger("ttcs.modbus")
@@ -195,11 +195,11 @@ class ModbusEndpoint:
             raise DeviceUnreachable(f"{what}: the hub is shutting down")
         deadline = time.monotonic() + timeout
         asked = time.monotonic()
-        if self._users:
+        if self._users or self._lock.locked():  # it waits for another request to end
             self.stats.queued += 1
         self._users += 1
         try:
-            await asyncio.wait_for(self._lock.acquire(), timeout)
+            await wait_for(self._lock.acquire(), timeout)
         except TimeoutError as exc:
             raise DeviceTimeout(f"{what}: the endpoint stayed busy for {timeout:g} s "
                                 "(another request to it did not finish)") from exc
@@ -251,9 +251,7 @@ class ModbusEndpoint:
             watch.cancel()
         if waiting in done:
             return waiting.result()
-        waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await waiting
+        await cancel_and_wait(waiting, what)
         if watch in done:
             raise DeviceUnreachable(f"{what}: connection lost")
         raise DeviceTimeout(f"{what}: no answer within {timeout:.2f} s")
@@ -280,7 +278,7 @@ class ModbusEndpoint:
         self.stats.connects += 1
         try:
             with map_modbus_errors(f"connecting to {self.address}"):
-                ok = await asyncio.wait_for(client.connect(), remaining)
+                ok = await wait_for(client.connect(), remaining)
         except DeviceTimeout:
             client.close()
             self._down()

@@ -20,14 +20,19 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomqtt
+import paho.mqtt.client as paho
 import structlog
 from pydantic import SecretStr
 
+from ..aio import wait_event
 from ..core.config import redact_url
 from ..core.errors import AuthFailed, ConfigError, DeviceError, DeviceUnreachable
 from .errors import map_mqtt_errors
 
 log = structlog.get_logger("ttcs.mqtt")
+
+#: seconds a stopping connection waits for its run loop (DISCONNECT) before it gives up
+STOP_TIMEOUT = 5.0
 
 Handler = Callable[[aiomqtt.Message], Awaitable[None] | None]
 
@@ -109,7 +114,10 @@ class _Subscription:
     parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        self.parts = tuple(self.filter.split("/"))
+        parts = self.filter.split("/")
+        if parts[0] == "$share" and len(parts) > 2:  # $share/<group>/<filter> (MQTT 5)
+            parts = parts[2:]
+        self.parts = tuple(parts)
 
     def matches(self, topic: str) -> bool:
         """MQTT filter matching (``+`` one level, ``#`` the rest) without allocations beyond
@@ -139,8 +147,10 @@ class MqttConnection:
         self._on_connect = on_connect
         self._backoff = backoff
         self._clean_session = clean_session
+        client_options.setdefault("max_inflight_messages", MAX_INFLIGHT)
         self._options = client_options
         self._subs: dict[str, _Subscription] = {}
+        self._routes: dict[str, list[_Subscription]] = {}  # topic -> matching subscriptions
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -161,8 +171,9 @@ class MqttConnection:
             await self.wait_connected(wait)
 
     async def wait_connected(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), timeout)
+        if self.connected.is_set():
+            return  # (the common case: no timer, no task)
+        await wait_event(self.connected, timeout)
         if not self.connected.is_set():
             if self.last_error is not None:
                 raise self.last_error
@@ -174,8 +185,14 @@ class MqttConnection:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # bounded: a broker that never answers DISCONNECT must not keep the hub from
+            # stopping (the connection is dropped with the loop then)
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            if not done:
+                log.warning("mqtt.stop_timeout", broker=self.endpoint.display,
+                            seconds=STOP_TIMEOUT)
+            elif not task.cancelled() and task.exception() is not None:
+                log.debug("mqtt.stopped_with_error", error=str(task.exception()))
         self.connected.clear()
 
     def drop(self) -> None:
@@ -205,6 +222,7 @@ class MqttConnection:
                                            if self.endpoint.version != 5 else None),
                             **self.endpoint.client_kwargs(), **self._options) as client:
                         self._client = client
+                        _tune(client)
                         for sub in list(self._subs.values()):
                             await client.subscribe(sub.filter, qos=sub.qos)
                         self.connects += 1
@@ -253,6 +271,7 @@ class MqttConnection:
         sub = self._subs.get(topic_filter)
         if sub is None:
             sub = self._subs[topic_filter] = _Subscription(topic_filter, qos)
+            self._routes.clear()
         sub.qos = max(sub.qos, qos)
         # in place before the broker answers: retained messages may be routed before the
         # SUBACK wakes this coroutine
@@ -269,6 +288,7 @@ class MqttConnection:
             sub.handlers.remove(handler)
         if not sub.handlers:
             del self._subs[topic_filter]
+            self._routes.clear()
             if self._client is not None and self.connected.is_set():
                 with contextlib.suppress(aiomqtt.MqttError):
                     await self._client.unsubscribe(topic_filter)
@@ -286,9 +306,12 @@ class MqttConnection:
         """Route one message to the handlers of every matching filter. Handlers run inline
         (keep them quick); an async handler's coroutine becomes a task."""
         topic = message.topic.value
-        for sub in list(self._subs.values()):
-            if not sub.matches(topic):
-                continue
+        subs = self._routes.get(topic)
+        if subs is None:  # matched once per topic, not once per message
+            if len(self._routes) >= ROUTES_CACHED:
+                self._routes.clear()
+            subs = self._routes[topic] = [s for s in self._subs.values() if s.matches(topic)]
+        for sub in subs:
             for handler in list(sub.handlers):
                 try:
                     result = handler(message)
@@ -315,7 +338,63 @@ class MqttConnection:
         if client is None:
             raise self.last_error or DeviceUnreachable(f"broker {self.endpoint.display} is down")
         with map_mqtt_errors(f"publish to {self.endpoint.display}"):
-            await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+            pending: dict[int, Any] | None = getattr(client, "_pending_publishes", None)
+            if pending is None:  # pragma: no cover - another aiomqtt: its own publish
+                await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+                return
+            # aiomqtt's publish counts every pending call on each publish (a list of them
+            # built per call: quadratic in a fan-out) and wraps the wait in a task; this is
+            # the same protocol — paho's publish, then aiomqtt's on_publish callback marks
+            # the message id done — with a future and a timeout in this task.
+            info = client._client.publish(topic, payload, qos, retain)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+            if qos == 0 or info.is_published():
+                return
+            done = _Published(asyncio.get_running_loop().create_future())
+            pending[info.mid] = done
+            try:
+                async with asyncio.timeout(timeout):
+                    await done.future
+            except TimeoutError:
+                raise aiomqtt.MqttError("Operation timed out") from None
+            finally:
+                pending.pop(info.mid, None)
+
+
+class _Published:
+    """What aiomqtt's on_publish callback calls ``set()`` on when the broker acknowledged."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def set(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+#: topics whose matching subscriptions are remembered (one entry per device topic seen)
+ROUTES_CACHED = 200_000
+
+#: QoS 1/2 messages on the wire at once per connection (paho's default is 20: a fan-out of
+#: thousands would queue behind 20 round trips; the dispatcher bounds what is in flight)
+MAX_INFLIGHT = 1000
+
+
+def _tune(client: aiomqtt.Client) -> None:
+    """Settings aiomqtt does not expose, applied to each new connection."""
+    # aiomqtt logs a warning per publish while more than 10 calls are pending: in a fan-out,
+    # a log record for nearly every command
+    client.pending_calls_threshold = 1 << 30
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket):  # (TLS sockets too: SSLSocket is one)
+        # Nagle's algorithm holds a small packet until the previous one is acknowledged;
+        # with delayed ACKs a request/answer exchange (command, PUBACK, ack) waited ~40 ms
+        # per step. MQTT packets are small and latency is what matters.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 __all__ = ["MqttConnection", "MqttEndpoint"]

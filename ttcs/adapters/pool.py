@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -15,6 +16,10 @@ from .modbus import DEFAULT_PORT as MODBUS_PORT
 from .modbus import ModbusEndpoint, ModbusEndpoints
 from .mqtt import MqttConnection, MqttEndpoint
 from .snmp import SnmpManager
+
+
+def _always(key: str) -> bool:
+    return True
 
 
 class Closable(Protocol):
@@ -39,6 +44,9 @@ class Transports:
         self._endpoints: dict[tuple[str, int], DeviceEndpoint] = {}
         self._endpoint_lock = asyncio.Lock()
         self._modbus = ModbusEndpoints()
+        #: whether this process reports for a device (a serial or id): always, but for one
+        #: of several workers, where the hub sets it to the workers' partition
+        self.owns: Callable[[str], bool] = _always
 
     async def mqtt(self, url: str | None = None, *, client_id: str | None = None,
                    **options: Any) -> MqttConnection:
@@ -47,8 +55,11 @@ class Transports:
         async with self._mqtt_lock:
             conn = self._mqtt.get(url)
             if conn is None:
+                # workers of one hub on one host: the process id keeps their client ids
+                # apart (a duplicate client id makes the broker drop the other connection)
+                unique = f"{os.getpid()}-" if self.settings.worker else ""
                 conn = MqttConnection(MqttEndpoint.from_url(url), client_id=client_id or
-                                      f"{self.settings.hub_id}-{len(self._mqtt)}-"
+                                      f"{self.settings.hub_id}-{unique}{len(self._mqtt)}-"
                                       f"{id(self) & 0xFFFF:x}", **options)
                 self._mqtt[url] = conn
                 await conn.start()

@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from ..aio import wait_for
 from ..core.errors import (
     AuthFailed,
     CommandRejected,
@@ -390,7 +391,7 @@ class SnmpManager:
                 objects = [ObjectType(ObjectIdentity(oid)) if value is None
                            else ObjectType(ObjectIdentity(oid), value) for oid, value in varbinds]
                 self.requests += 1
-                indication, status, index, answer = await asyncio.wait_for(
+                indication, status, index, answer = await wait_for(
                     command(engine, auth, transport,
                             ContextData(contextName=target.credentials.context), *objects,
                             lookupMib=False), bound)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ..aio import wait_for
 from ..core.errors import DeviceError, TTCSError
 from ..core.plugins import LoadedPlugin
 from ..schemas import Command, CommandResult, Connectivity, Device
@@ -169,7 +170,7 @@ class CaseContext:
         else escaping the plugin is a failure of the case (it propagates)."""
         limit = self.env.patience(device) + 10
         try:
-            return await asyncio.wait_for(self.env.hub.execute(device.id, command), limit)
+            return await wait_for(self.env.hub.execute(device.id, command), limit)
         except DeviceError as exc:
             return exc
         except TimeoutError:
@@ -183,7 +184,7 @@ class CaseContext:
     async def bounded(self, what: str, awaitable: Awaitable[T], limit: float) -> T:
         """Await something of the plugin that must not hang; a hang aborts the case."""
         try:
-            return await asyncio.wait_for(awaitable, limit)
+            return await wait_for(awaitable, limit)
         except TimeoutError:
             self.check(what, False, f"did not return within {limit:.1f} s")
             raise CaseAborted(what) from None

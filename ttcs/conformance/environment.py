@@ -26,6 +26,7 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
 from ..adapters.mqtt import MqttEndpoint
+from ..aio import wait_for
 from ..core.config import Settings
 from ..core.content import ContentDraft
 from ..core.dispatch import DispatchSettings
@@ -238,7 +239,7 @@ class Environment:
             await while_down()
         with self.watch.paused():
             began = time.monotonic()
-            await asyncio.wait_for(self.start_hub(), 60)
+            await wait_for(self.start_hub(), 60)
             took = time.monotonic() - began
         for role, device in list(self.devices.items()):
             self.devices[role] = await self.hub.registry.get_device(device.id)

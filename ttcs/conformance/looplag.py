@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..aio import cancel_and_wait
+
 #: the loop counts as blocked when it is this late (seconds)
 BLOCKED_AFTER = 0.5
 #: how often the ticker wakes (seconds)
@@ -118,9 +120,7 @@ class LoopWatch:
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task, "loop watch")
         if self._thread is not None:
             self._thread.join(timeout=2)
 

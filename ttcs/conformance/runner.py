@@ -7,7 +7,6 @@ so one case's failure does not become the next case's.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import structlog
 
 from .. import SDK_VERSION, __version__
+from ..aio import wait_for
 from ..core.errors import DeviceError, TTCSError
 from ..core.plugins import LoadedPlugin, PluginManager, default_manager
 from ..schemas import Connectivity
@@ -243,7 +243,7 @@ async def _run_case(selected: Selected, env: Environment, target: Target,
     status: Status | None = None
     reason: str | None = None
     try:
-        await asyncio.wait_for(implementations()[case.id](ctx), CASE_LIMIT)
+        await wait_for(implementations()[case.id](ctx), CASE_LIMIT)
     except NotRun as exc:
         status, reason = Status.NOT_RUN, str(exc)
     except CaseAborted:

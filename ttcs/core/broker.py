@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from ..adapters.mqtt import MqttEndpoint
+from ..aio import wait_for
 
 log = structlog.get_logger("ttcs.broker")
 
@@ -46,10 +47,15 @@ class EmbeddedBroker:
         await self._broker.start()
         log.info("broker.started", url=f"mqtt://{self.host}:{self.port}")
 
-    async def stop(self) -> None:
-        if self._broker is not None:
-            await self._broker.shutdown()
-            self._broker = None
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Shut the broker down; a shutdown that hangs (amqtt can, with clients still
+        attached) is abandoned after ``timeout`` rather than holding the hub's stop."""
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            try:
+                await wait_for(broker.shutdown(), timeout)
+            except TimeoutError:
+                log.warning("broker.shutdown_timed_out", seconds=timeout)
 
 
 def _is_loopback(host: str) -> bool:

@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import random
 import time
+import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Table, Text, bindparam, cast, select, update
 
+from ..aio import cancel_and_wait, wait_event
 from ..schemas import (
     BroadcastState,
     BulletinLevel,
@@ -60,6 +63,7 @@ from ..schemas import (
     new_id,
     parse_command,
 )
+from ..schemas.base import fast_id
 from .errors import DeviceError, DeviceNotReady, TTCSError
 from .schedule.content_gate import ContentGate, PlayableMedia
 from .schedule.policy import Policy
@@ -73,7 +77,7 @@ from .schedule.service import (
     to_broadcast,
 )
 from .schedule.timeline import Placement, resolve
-from .store.tables import BroadcastRow, BroadcastTargetRow, OfferRow, OutboxRow
+from .store.tables import BroadcastRow, BroadcastTargetRow, DeviceRow, OfferRow, OutboxRow
 from .store.writes import WritesInFlight
 
 log = structlog.get_logger("ttcs.dispatch")
@@ -94,6 +98,8 @@ class RowState:
 
 
 OPEN_STATES = (RowState.PENDING, RowState.RETRY)
+#: a schedule sync in one of these never reached the device: it is sent again
+UNDELIVERED_STATES = (RowState.EXPIRED, RowState.FAILED, RowState.CANCELLED)
 
 
 @dataclass
@@ -110,6 +116,10 @@ class DispatchSettings:
     sync_horizon: timedelta = timedelta(hours=24)
     #: seconds between checks whether a local-schedule device's schedule changed
     sync_interval: float = 30.0
+    #: seconds a schedule sync may wait for its device before it expires
+    sync_expiry: float = 3600.0
+    #: seconds between two tries of a schedule that expired or failed on its way
+    resync_every: float = 600.0
 
 
 #: refused deliveries remembered (so each is logged once); older ones are logged again at most
@@ -140,12 +150,20 @@ class Dispatcher:
         self._unflushed: set[int] = set()  # seqs whose result is not written yet
         self._results: list[dict[str, Any]] = []
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._outbox_lock = asyncio.Lock()  # reading due rows vs. flushing results
         self._media: dict[tuple[str, str, str], tuple[float, PlayableMedia]] = {}
-        self._synced: dict[str, str] = {}  # device -> hash of the schedule last sent
+        #: device -> (hash of the schedule last queued, its outbox key, delivered or refused)
+        self._synced: dict[str, tuple[str, str, bool]] = {}
+        #: occurrence key -> devices whose outbox row is committed; the planner sees a due
+        #: item every round for as long as it is in the window (an emergency: an hour) and
+        #: rebuilt every row each time. Memory only: after a restart every row is planned
+        #: once more and the unique idempotency key drops the duplicates.
+        self._planned: dict[str, set[str]] = {}
         self._refused: dict[str, None] = {}  # deliveries refused and recorded, oldest first
         self._unsubscribe = hub.bus.subscribe(self._on_event)
         self.sent = 0
         self.syncs = 0  # rounds of sync_local_schedules
+        self._sending: set[asyncio.Task[None]] = set()  # commands on their way to devices
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -156,9 +174,13 @@ class Dispatcher:
 
     async def stop(self) -> None:
         self._unsubscribe()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, "dispatcher")
+        # commands still on their way: their results are kept if they come within two
+        # seconds; the others stay pending in the outbox and go again (same idempotency key)
+        # after a restart, which the device answers once
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=2)
+        await cancel_and_wait(list(self._sending), "dispatcher sends")
         await self._writes.finish()
         await self._flush()
 
@@ -180,8 +202,7 @@ class Dispatcher:
                     await self._writes.run(self.sync_local_schedules(datetime.now(UTC)))
                 except Exception:
                     log.exception("schedule_sync.failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.plan_interval)
+            await wait_event(self._wake, self.settings.plan_interval)
             self._wake.clear()  # woken once, planned once: not a busy loop from then on
 
     async def plan_once(self, now: datetime) -> int:
@@ -202,8 +223,11 @@ class Dispatcher:
         if not relevant:
             return 0
         async with self.store.sessions() as s:
-            targets = (await s.execute(select(BroadcastTargetRow).where(
-                BroadcastTargetRow.broadcast_id.in_(list(relevant))))).scalars().all()
+            # columns, not ORM objects: this runs every round for every active broadcast
+            targets = (await s.execute(select(
+                BroadcastTargetRow.broadcast_id, BroadcastTargetRow.device_id,
+                BroadcastTargetRow.commune_code).where(
+                BroadcastTargetRow.broadcast_id.in_(list(relevant))))).all()
             offers = {(o.broadcast_id, o.commune_code): o for o in (await s.execute(
                 select(OfferRow).where(OfferRow.broadcast_id.in_(list(relevant))))).scalars()}
         by_device: dict[str, set[str]] = defaultdict(set)
@@ -219,30 +243,61 @@ class Dispatcher:
         explicit = await self.broadcasts.policies.explicit()
         policies: dict[str, Policy] = {}
         new_rows: list[dict[str, Any]] = []
+        contents: dict[str, Content] = {}  # fetched once per round, not once per device
+        fresh: list[tuple[str, str]] = []  # (occurrence key, device) rows built this round
+        live = {occurrence(broadcasts[bid][0], broadcasts[bid][1].seconds, at).key
+                for bid, starts in relevant.items() for at in starts}
+        for gone in set(self._planned) - live:  # occurrences out of the window: forget them
+            del self._planned[gone]
         for (commune, group_bids), device_ids in groups.items():
-            if commune not in policies:
-                policies[commune] = await self.broadcasts.policies.effective(commune, explicit)
             occurrences = [occurrence(broadcasts[bid][0], broadcasts[bid][1].seconds, at,
                                       offers[(bid, commune)].rank)
                            for bid in group_bids for at in relevant[bid]]
-            due = [p for p in resolve(occurrences, policies[commune])
+            if all(o.key in self._planned and self._planned[o.key].issuperset(device_ids)
+                   for o in occurrences):
+                continue  # every row of this group is in the outbox already
+            policy: Policy | None = None
+            if any(o.level is not BulletinLevel.EMERGENCY for o in occurrences):
+                # (emergencies are exempt from policy: none is looked up for them)
+                if commune not in policies:
+                    policies[commune] = await self.broadcasts.policies.effective(commune,
+                                                                                 explicit)
+                policy = policies[commune]
+            due = [p for p in resolve(occurrences, policy)
                    if p.placed and self._due(p, now, horizon)]
             for placement in due:
                 b, row = broadcasts[placement.occurrence.broadcast_id]
+                key = placement.occurrence.key
+                planned = self._planned.setdefault(key, set())
+                templates: dict[bool, dict[str, Any]] = {}  # audio device? -> outbox values
                 for device_id in device_ids:
+                    if device_id in planned:
+                        continue  # its row exists (this process wrote or found it)
                     device = await self._device(device_id)
                     if device is None or (Capability.SCHEDULE_LOCAL in device.capabilities
                                           and not _real_time(placement.occurrence.level, b)):
                         continue  # local-schedule devices get their items by sync
                     try:
-                        content = await self.content.get(b.content_id)
-                        new_rows.append(await self._row(device, commune, placement, b, row,
-                                                        content))
+                        if b.content_id not in contents:
+                            contents[b.content_id] = await self.content.get(b.content_id)
+                        audio = bool(set(device.capabilities) & AUDIO_CAPS)
+                        template = templates.get(audio)
+                        if template is None:
+                            values = await self._row(device, commune, placement, b, row,
+                                                     contents[b.content_id])
+                            templates[audio] = values
+                        else:  # the same command for another device: its own id and key
+                            values = _for_device(template, device.id, placement)
+                        new_rows.append(values)
+                        fresh.append((key, device_id))
                     except TTCSError as exc:  # unapproved, altered, media gone: never sent
                         refusal = self._refusal(device.id, placement, b, str(exc))
                         if refusal is not None:
                             new_rows.append(refusal)
         added = await self._insert(new_rows)
+        # only once the rows are committed: a failed insert is planned again next round
+        for key, device_id in fresh:
+            self._planned[key].add(device_id)
         if added:
             await self._mark_active([r["broadcast_id"] for r in new_rows])
             self.wake_sender()
@@ -367,8 +422,19 @@ class Dispatcher:
         """Send each local-schedule device its next ``sync_horizon`` when it changed."""
         self.syncs += 1
         sent = 0
-        devices = [d for d in await self.hub.registry.list_devices()
-                   if Capability.SCHEDULE_LOCAL in d.capabilities]
+        # the few devices that keep a schedule, found in SQL (building every registered
+        # device as a model every sync_interval cost a province-sized hub ~1 s of its loop)
+        async with self.store.sessions() as s:
+            ids = list((await s.execute(select(DeviceRow.id).where(
+                cast(DeviceRow.capabilities, Text).like(
+                    f'%"{Capability.SCHEDULE_LOCAL.value}"%')).order_by(DeviceRow.id)
+            )).scalars())
+        devices = []
+        for device_id in ids:
+            with contextlib.suppress(TTCSError):
+                device = await self.hub.registry.get_device(device_id)
+                if Capability.SCHEDULE_LOCAL in device.capabilities:
+                    devices.append(device)
         for device in devices:
             placements, _ = await self.broadcasts.timeline(device.id, now,
                                                            now + self.settings.sync_horizon)
@@ -406,19 +472,50 @@ class Dispatcher:
                 sort_keys=True).encode()).hexdigest()[:24]
             if refusals:
                 await self._insert(refusals)
-            if self._synced.get(device.id) == digest:
+            key = await self._sync_key(device.id, digest, now)
+            if key is None:
                 continue
-            command = SyncScheduleCommand(id=new_id("cmd"),
-                                          idempotency_key=f"sync/{device.id}/{digest}",
+            command = SyncScheduleCommand(id=new_id("cmd"), idempotency_key=key,
                                           entries=entries)
             added = await self._insert([_outbox_values(
                 command, device.id, BulletinLevel.PRIORITY, None, None, None, not_before=now,
-                expires_at=now + timedelta(hours=1))])
-            self._synced[device.id] = digest
+                expires_at=now + timedelta(seconds=self.settings.sync_expiry))])
+            self._synced[device.id] = (digest, key, False)
             sent += added
         if sent:
             self.wake_sender()
         return sent
+
+    async def _sync_key(self, device_id: str, digest: str, now: datetime) -> str | None:
+        """The outbox key to queue the schedule ``digest`` under, or None when the device's
+        latest sync is that schedule, queued, delivered or refused by the device. The key
+        names the latest sync row before it (``…/{digest}/{seq}``): a schedule that comes
+        back to an earlier one is a new sync, and a restart or a second round computes the
+        same key (the unique key drops the repeat). A sync that expired (the device was
+        away longer than ``sync_expiry``) or failed goes again, at most every
+        ``resync_every``."""
+        known = self._synced.get(device_id)
+        if known is not None and known[0] == digest and known[2]:
+            return None  # delivered or refused: nothing to do until the schedule changes
+        prefix = f"sync/{device_id}/"
+        async with self.store.sessions() as s:
+            latest = (await s.execute(
+                select(OutboxRow.seq, OutboxRow.idempotency_key, OutboxRow.state,
+                       OutboxRow.created_at)
+                .where(OutboxRow.device_id == device_id,
+                       OutboxRow.idempotency_key.like(f"{prefix}%"))
+                .order_by(OutboxRow.seq.desc()).limit(1))).first()
+        if latest is None:
+            return f"{prefix}{digest}/0"
+        if latest.idempotency_key.removeprefix(prefix).split("/")[0] != digest:
+            return f"{prefix}{digest}/{latest.seq}"  # the schedule changed
+        if latest.state not in UNDELIVERED_STATES:
+            self._synced[device_id] = (digest, latest.idempotency_key,
+                                       latest.state not in OPEN_STATES)
+            return None
+        if (now - latest.created_at).total_seconds() < self.settings.resync_every:
+            return None  # it failed a moment ago: not again at every round
+        return f"{prefix}{digest}/{latest.seq}"
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -433,42 +530,58 @@ class Dispatcher:
                 log.exception("outbox.send_failed")
                 started = 0
             if started == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._send_wake.wait(), 0.2)
+                await wait_event(self._send_wake, 0.2)
                 self._send_wake.clear()
             else:
                 await asyncio.sleep(0)
 
     async def send_due(self, now: datetime) -> int:
-        """Start sending the rows that are due; returns how many were started."""
-        async with self.store.sessions() as s:
-            rows = list((await s.execute(
-                select(OutboxRow).where(OutboxRow.state.in_(OPEN_STATES),
-                                        OutboxRow.not_before <= now,
-                                        OutboxRow.next_attempt_at <= now)
-                .order_by(OutboxRow.level_rank.desc(), OutboxRow.seq)
-                .limit(self.settings.batch))).scalars())
+        """Start sending the rows that are due; returns how many were started.
+
+        The due rows are read as (seq, device) first and only the rows picked are loaded
+        whole: in a fan-out most due rows are already in flight, and loading them whole (the
+        command's JSON) each round cost more than sending. Reading and picking hold the
+        outbox lock, which a flush holds while it commits results and forgets them: without
+        it a read begun before a flush could pick a row the flush had just completed, and
+        send it again.
+        """
+        async with self._outbox_lock:
+            async with self.store.sessions() as s:
+                due = (await s.execute(
+                    select(OutboxRow.seq, OutboxRow.device_id).where(
+                        OutboxRow.state.in_(OPEN_STATES), OutboxRow.not_before <= now,
+                        OutboxRow.next_attempt_at <= now)
+                    .order_by(OutboxRow.level_rank.desc(), OutboxRow.seq)
+                    .limit(self.settings.batch))).all()
+                chosen: list[int] = []
+                seen: set[str] = set()
+                for seq, device_id in due:
+                    if seq in self._unflushed or device_id in self._in_flight \
+                            or device_id in seen:
+                        continue
+                    seen.add(device_id)  # one per device per round keeps per-device order
+                    chosen.append(seq)
+                rows: list[OutboxRow] = []
+                for start in range(0, len(chosen), 500):
+                    rows += (await s.execute(select(OutboxRow).where(
+                        OutboxRow.seq.in_(chosen[start:start + 500])))).scalars()
+            rows.sort(key=lambda r: (-r.level_rank, r.seq))
+            for row in rows:  # theirs until their result is flushed
+                self._in_flight.add(row.device_id)
+                self._unflushed.add(row.seq)
         picked: list[OutboxRow] = []
-        seen: set[str] = set()
-        expired: list[OutboxRow] = []
         for row in rows:
-            if row.seq in self._unflushed or row.device_id in self._in_flight \
-                    or row.device_id in seen:
-                continue
-            seen.add(row.device_id)  # one per device per round keeps per-device order
             if row.expires_at is not None and row.expires_at < now:
-                expired.append(row)
-                continue
-            picked.append(row)
-        for row in expired:
-            self._record(row, RowState.EXPIRED, error="expired before it could be delivered")
+                self._record(row, RowState.EXPIRED, error="expired before it could be delivered")
+            else:
+                picked.append(row)
         refused = await self._refuse_unapproved(picked)
         for row in picked:
             if row.seq in refused:
                 continue
-            self._in_flight.add(row.device_id)
-            self._unflushed.add(row.seq)
             task = asyncio.create_task(self._send(row))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
             task.add_done_callback(_log_crash)
         return len(picked) - len(refused)
 
@@ -563,12 +676,22 @@ class Dispatcher:
         for values in batch:
             clean = {k: v for k, v in values.items() if k != "device_id"}
             by_shape[tuple(sorted(clean))].append(clean)
-        async with self.store.sessions.begin() as s:
-            for items in by_shape.values():
-                await s.execute(update(OutboxRow), items)
-        for values in batch:
-            self._unflushed.discard(values["seq"])
-            self._in_flight.discard(values["device_id"])
+        async with self._outbox_lock:
+            try:
+                async with self.store.sessions.begin() as s:
+                    for shape, items in by_shape.items():
+                        # one UPDATE statement executed for all rows of a shape (the ORM's
+                        # bulk update by primary key did the same with far more Python)
+                        await s.execute(_update_for(shape), [
+                            {f"b_{k}": v for k, v in item.items()} for item in items])
+            except BaseException:
+                # not written: kept (before anything recorded since) for the next flush, so
+                # a row is neither lost nor sent again while its result waits
+                self._results[:0] = batch
+                raise
+            for values in batch:
+                self._unflushed.discard(values["seq"])
+                self._in_flight.discard(values["device_id"])
         self.wake_sender()
 
     # -- emergency resume ---------------------------------------------------------------------
@@ -635,6 +758,26 @@ def _outbox_values(command: Command, device_id: str, level: BulletinLevel | None
             "content_id": content_id, "seconds": seconds, "not_before": not_before,
             "expires_at": expires_at, "state": RowState.PENDING, "attempts": 0,
             "next_attempt_at": now, "created_at": now}
+
+
+_OUTBOX = typing.cast("Table", OutboxRow.__table__)
+
+
+@functools.lru_cache(maxsize=32)
+def _update_for(shape: tuple[str, ...]) -> Any:
+    """``UPDATE outbox SET <shape> WHERE seq = :b_seq`` (one statement per set of columns)."""
+    return (update(_OUTBOX).where(_OUTBOX.c.seq == bindparam("b_seq"))
+            .values({k: bindparam(f"b_{k}") for k in shape if k != "seq"}))
+
+
+def _for_device(template: dict[str, Any], device_id: str, p: Placement) -> dict[str, Any]:
+    """Outbox values of ``template``'s command for another device of the same commune and
+    kind: the same validated command with the device's own id and idempotency key (what
+    :meth:`Dispatcher._row` would build, without validating and dumping it once more)."""
+    command_id = fast_id("cmd")
+    key = f"{p.occurrence.key}/{device_id}"
+    return {**template, "id": command_id, "idempotency_key": key, "device_id": device_id,
+            "command": {**template["command"], "id": command_id, "idempotency_key": key}}
 
 
 def _entry_id(broadcast_id: str, start: datetime) -> str:

@@ -49,6 +49,7 @@ import structlog
 from pydantic import computed_field
 from sqlalchemy import insert, select, update
 
+from ..aio import cancel_and_wait, wait_for
 from ..schemas import (
     AlarmEvent,
     AlarmSeverity,
@@ -193,14 +194,12 @@ class HealthMonitor:
             self._unsubscribe = None
         with contextlib.suppress(TimeoutError):
             await self.drain(10.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, "alarms")
         self._tasks = []
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every raise and clear so far is in the store."""
-        await asyncio.wait_for(self._writes.join(), timeout)
+        await wait_for(self._writes.join(), timeout)
 
     def active(self) -> list[Condition]:
         """Conditions whose alarm is active now."""

@@ -19,6 +19,13 @@ from ..schemas.errors import explain
 from .errors import InvalidInput
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong and where (its message quotes the file)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
 def official_areas(province_code: int | str) -> list[Area]:
     """The province and all its communes/wards/special zones, with their official codes."""
     import vietnam_provinces as vp
@@ -69,7 +76,7 @@ def _rows(path: Path, text: str) -> list[dict[str, Any]]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}") from exc
+        raise InvalidInput(f"{path} is not valid YAML: {yaml_problem(exc)}") from exc
     if isinstance(data, dict) and "areas" in data:
         data = data["areas"]
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -94,7 +101,7 @@ def read_device_file(path: Path) -> list[DeviceSpec | Exception]:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InvalidInput(f"{path} is not valid YAML: {exc}") from exc
+            raise InvalidInput(f"{path} is not valid YAML: {yaml_problem(exc)}") from exc
         if isinstance(data, dict) and "devices" in data:
             data = data["devices"]
         if not isinstance(data, list):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -20,13 +20,25 @@ _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api_?key|credential|private
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]+@", re.I)
 
 
+def _masked(key: str, value: Any, depth: int = 0) -> Any:
+    if isinstance(value, SecretStr) or (_SECRET_KEY.search(key) and value not in (None, "")):
+        return "***"
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<scheme>:***@", value) if "@" in value else value
+    if depth >= 5:  # deeper than any config or payload a log line carries
+        return value
+    if isinstance(value, Mapping):
+        return {k: _masked(str(k), v, depth + 1) for k, v in value.items()}
+    if type(value) in (list, tuple):  # (not subclasses: a named tuple takes fields)
+        return type(value)(_masked("", v, depth + 1) for v in value)
+    return value
+
+
 def mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: hide secret-looking keys, SecretStr values and URL passwords."""
+    """structlog processor: hide secret-looking keys, SecretStr values and URL passwords, in
+    nested dicts and lists too (``config={"password": …}``)."""
     for key, value in list(event.items()):
-        if isinstance(value, SecretStr) or (_SECRET_KEY.search(key) and value not in (None, "")):
-            event[key] = "***"
-        elif isinstance(value, str) and "@" in value:
-            event[key] = _URL_PASSWORD.sub(r"\g<scheme>:***@", value)
+        event[key] = _masked(key, value)
     return event
 
 

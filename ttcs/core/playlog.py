@@ -33,6 +33,7 @@ import structlog
 from pydantic import Field
 from sqlalchemy import Select, select
 
+from ..aio import cancel_and_wait, wait_for
 from ..schemas import Event, Model, PlayEvent, PlayPhase, utcnow
 from ..schemas.base import AwareDatetime
 from .areascope import covered_areas
@@ -93,7 +94,7 @@ class PlayLogWriter:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until everything taken so far is in the store."""
-        await asyncio.wait_for(self._queue.join(), timeout)
+        await wait_for(self._queue.join(), timeout)
 
     async def stop(self) -> None:
         """Stop taking events and write what is queued (the running writer finishes it)."""
@@ -101,9 +102,7 @@ class PlayLogWriter:
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await self.drain(10.0)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task, "playlog")
             self._task = None
 
     async def _run(self) -> None:

@@ -78,6 +78,7 @@ class PluginManager:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._plugins: list[LoadedPlugin] = []
+        self._by_id: dict[str, LoadedPlugin] = {}  # loaded ones (asked per device)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -100,6 +101,8 @@ class PluginManager:
         except Exception as exc:  # a plugin can fail in any way; the hub must not
             entry.reason = f"{type(exc).__name__}: {exc}"
         self._plugins.append(entry)
+        if entry.state is PluginState.LOADED:
+            self._by_id.setdefault(entry.id, entry)
         if entry.state is PluginState.REFUSED:
             log.warning("plugin.refused", plugin=name, reason=entry.reason)
         return entry
@@ -190,7 +193,8 @@ class PluginManager:
         return (p for p in self._plugins if p.state is PluginState.LOADED)
 
     def _loaded_by_id(self, plugin_id: str) -> LoadedPlugin | None:
-        return next((p for p in self.loaded() if p.id == plugin_id), None)
+        plugin = self._by_id.get(plugin_id)
+        return plugin if plugin is not None and plugin.state is PluginState.LOADED else None
 
     def get(self, plugin_id: str) -> LoadedPlugin:
         plugin = self._loaded_by_id(plugin_id)

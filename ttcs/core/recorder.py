@@ -9,11 +9,12 @@ updates, which live in ``device_state``) in batches as well.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
+from sqlalchemy import Table, bindparam, update
 
+from ..aio import cancel_and_wait
 from ..schemas import DeviceStatus, Event
 from .events import EventBus
 from .store import Store
@@ -44,9 +45,7 @@ class StatusWriter:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task, "status writer")
         await self._writes.finish()
         await self.flush()
 
@@ -59,19 +58,34 @@ class StatusWriter:
                 log.exception("status_writer.flush_failed")
 
     async def flush(self) -> None:
+        """Write every pending status: one UPDATE executed for the whole batch.
+
+        If the write fails (the database is away), the batch goes back to the pending
+        statuses, under any newer status a device reported meanwhile, so the next flush
+        writes it: nothing is lost, and an old status never overwrites a newer one.
+        """
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
-        store = self._registry.store
-        async with store.sessions.begin() as s:
+        # in device order: workers writing overlapping devices at once then wait for each
+        # other's row locks instead of deadlocking
+        rows = [{"b_device": device_id, "b_connectivity": status.connectivity.value,
+                 "b_status": status.model_dump(mode="json"), "b_at": status.reported_at}
+                for device_id, status in sorted(batch.items())]
+        try:
+            async with self._registry.store.sessions.begin() as s:
+                await s.execute(_UPDATE_STATE, rows)  # a removed device's row is just gone
+        except BaseException:
             for device_id, status in batch.items():
-                row = await s.get(DeviceStateRow, device_id)
-                if row is None:
-                    continue  # removed meanwhile
-                row.connectivity = status.connectivity.value
-                row.status = status.model_dump(mode="json")
-                row.updated_at = status.reported_at
+                self._pending.setdefault(device_id, status)
+            raise
         self.writes += len(batch)
+
+
+_STATE = cast("Table", DeviceStateRow.__table__)
+_UPDATE_STATE = (update(_STATE).where(_STATE.c.device_id == bindparam("b_device"))
+                 .values(connectivity=bindparam("b_connectivity"),
+                         status=bindparam("b_status"), updated_at=bindparam("b_at")))
 
 
 class EventRecorder:
@@ -104,9 +118,7 @@ class EventRecorder:
     async def stop(self) -> None:
         self._unsubscribe()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task, "event recorder")
         await self._writes.finish()
         await self._drain()
 

@@ -50,6 +50,14 @@ from .store.tables import (
 
 log = structlog.get_logger("ttcs.registry")
 
+#: ids per ``IN (...)`` list: one statement's bind parameters stay under the database's
+#: limit (asyncpg 32767; SQLite 32766 unless built with more) with room for the rest
+IN_CHUNK = 10_000
+
+#: every column of the devices table, to select rows as plain tuples
+DEVICE_COLUMNS = tuple(DeviceRow.__table__.columns)
+
+
 class Prober(Protocol):
     """Probes a device: (plugin id, kind, validated config; the parent a child is reached
     through) -> what the device says it is."""
@@ -334,7 +342,8 @@ class Registry:
                 DeviceGroupRow.device_id == device_id))).scalars()
             return self._device(row, sorted(groups))
 
-    def _device(self, row: DeviceRow, groups: list[str], *, with_secrets: bool = True) -> Device:
+    def _device(self, row: Any, groups: list[str], *, with_secrets: bool = True) -> Device:
+        """A device from its row (a :class:`DeviceRow` or a row of :data:`DEVICE_COLUMNS`)."""
         config: dict[str, Any] = dict(row.config)
         if with_secrets and row.secrets:
             config.update({k: SecretStr(v) for k, v in self.store.secrets.open(
@@ -354,7 +363,8 @@ class Registry:
                            plugins: Iterable[str] | None = None) -> list[Device]:
         """Devices matching every given filter; ``area`` includes everything below it;
         ``plugins`` keeps devices of any of these plugins."""
-        query = select(DeviceRow).order_by(DeviceRow.id).offset(offset)
+        # plain rows, not ORM objects: a hub starting with 100,000 devices lists them all
+        query = select(*DEVICE_COLUMNS).order_by(DeviceRow.id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         if area is not None:
@@ -378,13 +388,13 @@ class Registry:
             query = query.where(func.lower(DeviceRow.name).like(like)
                                 | func.lower(DeviceRow.serial).like(like))
         async with self.store.sessions() as s:
-            rows = list((await s.execute(query)).scalars())
+            rows = list((await s.execute(query)).all())
             groups: dict[str, list[str]] = {}
-            if rows:
-                ids = [r.id for r in rows]
+            ids = [r.id for r in rows]
+            for start in range(0, len(ids), IN_CHUNK):  # under the bind-parameter limit
                 for dev, grp in await s.execute(
                         select(DeviceGroupRow.device_id, DeviceGroupRow.group_id).where(
-                            DeviceGroupRow.device_id.in_(ids))):
+                            DeviceGroupRow.device_id.in_(ids[start:start + IN_CHUNK]))):
                     groups.setdefault(dev, []).append(grp)
         return [self._device(r, sorted(groups.get(r.id, []))) for r in rows]
 
@@ -399,10 +409,10 @@ class Registry:
     async def devices_changed_since(self, since: datetime | None) -> list[Device]:
         """Devices added or changed at or after ``since`` (all of them when None)."""
         async with self.store.sessions() as s:
-            query = select(DeviceRow).order_by(DeviceRow.id)
+            query = select(*DEVICE_COLUMNS).order_by(DeviceRow.id)
             if since is not None:
                 query = query.where(DeviceRow.updated_at >= since)
-            rows = list((await s.execute(query)).scalars())
+            rows = list((await s.execute(query)).all())
         return [self._device(r, []) for r in rows]
 
     async def device_ids(self) -> set[str]:
@@ -663,10 +673,15 @@ class Registry:
 
     async def connectivity_of(self, device_ids: Sequence[str]) -> dict[str, str]:
         """Last stored connectivity of each device."""
+        found: dict[str, str] = {}
+        ids = list(device_ids)
         async with self.store.sessions() as s:
-            rows = await s.execute(select(DeviceStateRow.device_id, DeviceStateRow.connectivity)
-                                   .where(DeviceStateRow.device_id.in_(list(device_ids))))
-            return {str(k): str(v) for k, v in rows.all()}
+            for start in range(0, len(ids), IN_CHUNK):  # under the bind-parameter limit
+                rows = await s.execute(
+                    select(DeviceStateRow.device_id, DeviceStateRow.connectivity)
+                    .where(DeviceStateRow.device_id.in_(ids[start:start + IN_CHUNK])))
+                found.update({str(k): str(v) for k, v in rows.all()})
+        return found
 
     async def connectivity_counts(self) -> dict[str, int]:
         async with self.store.sessions() as s:

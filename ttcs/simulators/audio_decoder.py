@@ -28,7 +28,6 @@ error. ``power_loss_battery`` does nothing: the decoder sits on the station's UP
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import time
@@ -40,6 +39,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from ..aio import cancel_and_wait
 from .base import Fault, PlayRecord, Rejection, SimulatedDevice
 from .base import now as utcnow
 
@@ -319,9 +319,7 @@ class AudioDecoder(SimulatedDevice):
             return
         self._finish(cur, outcome, None)
         if cur.task is not None:
-            cur.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await cur.task
+            await cancel_and_wait(cur.task, "decoder playback")
 
     # -- faults -------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..aio import cancel_and_wait, wait_event
 from .base import GroundTruth, now
 
 #: boards in Vietnam keep local time for their power schedules
@@ -154,9 +155,7 @@ class BoardDisplay:
     async def stop(self, outcome: str = "stopped") -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, "board display")
         self._leave(outcome)
 
     # -- state --------------------------------------------------------------------------------
@@ -245,8 +244,7 @@ class BoardDisplay:
             deadline = self._next_deadline()
             timeout = None if deadline is None else max(
                 0.0, (deadline - self._clock()).total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_event(self._wake, timeout)
 
     def _eligible(self, t: datetime) -> list[BoardItem]:
         expired = [i for i in self.items if i.valid_until is not None and i.valid_until <= t]

@@ -40,6 +40,7 @@ import aiohttp
 import structlog
 from pydantic import ValidationError
 
+from ..aio import cancel_and_wait, wait_event
 from ..plugins.pullboard.protocol import (
     PATH,
     BoardCommand,
@@ -130,9 +131,7 @@ class PullBoard(SimulatedDevice):
     async def _disconnect(self, *, goodbye: bool = False) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, "pull board simulator")
         if goodbye:
             self._bye = True
             with contextlib.suppress(Exception):
@@ -165,8 +164,7 @@ class PullBoard(SimulatedDevice):
             if again:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            await wait_event(self._wake, self.poll_interval)
 
     def heartbeat(self) -> Heartbeat:
         snap = self.display.snapshot()

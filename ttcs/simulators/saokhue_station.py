@@ -42,6 +42,7 @@ import aiomqtt
 from pydantic import SecretStr, ValidationError
 
 from ..adapters.mqtt import MqttConnection, MqttEndpoint
+from ..aio import wait_event
 from ..core.config import DEFAULT_MQTT_PORT
 from ..plugins.saokhue import protocol as wire
 from ..plugins.saokhue.schedule import PRIORITY_TO_LEVEL, next_slot, slots
@@ -516,8 +517,7 @@ class SaoKhueStation(SimulatedDevice):
             found = next_slot(self.schedule, self._cursor, self.utc_offset)
             wait = None if found is None else (found[0] - self.clock()).total_seconds()
             if wait is None or wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._schedule_changed.wait(), wait)
+                await wait_event(self._schedule_changed, wait)
                 continue  # woken by a new table or clock, or the slot is due: look again
             assert found is not None
             at, item = found

@@ -12,6 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ... import SDK_VERSION
+from ...aio import wait_for
 from ...core.errors import (
     Conflict,
     DeviceError,
@@ -367,7 +368,7 @@ async def unreachable(ctx: CaseContext) -> None:
                   f"took {took:.2f} s (probe timeout {settings.probe_timeout:g} s)")
         limit = settings.probe_timeout * 4 + 2
         try:
-            info = await asyncio.wait_for(driver.probe(), limit)
+            info = await wait_for(driver.probe(), limit)
             ctx.check("probe() of the unreachable device fails with a device error", False,
                       f"it answered {info.serial} while offline")
         except (DeviceUnreachable, DeviceTimeout, DeviceNotReady) as exc:
@@ -380,7 +381,7 @@ async def unreachable(ctx: CaseContext) -> None:
             ctx.check("probe() of the unreachable device fails with a device error", False,
                       f"probe() hung for {limit:g} s")
     finally:
-        await asyncio.wait_for(driver.stop(), 5)
+        await wait_for(driver.stop(), 5)
 
 
 def _plugin_frames(task: asyncio.Task[object], plugin_dir: Path) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ...aio import wait_for
 from ...core.errors import DeviceError, TTCSError
 from ...schemas import Command, Connectivity, Device, DeviceKind, new_id
 from ...simulators.base import Fault
@@ -113,7 +114,7 @@ async def hung_neighbour(ctx: CaseContext) -> None:
               f"{'finished first' if hung.done() else 'still waiting'}")
     limit = ctx.env.patience(device) + 10
     try:
-        outcome = await asyncio.wait_for(hung, limit)
+        outcome = await wait_for(hung, limit)
         ctx.check("the hung device's command ends with a device error", not ok(outcome),
                   f"it answered {describe(outcome)}")
     except DeviceError as exc:
@@ -132,7 +133,7 @@ async def garbage(ctx: CaseContext) -> None:
     for what, call in (("a status read", lambda: ctx.env.hub.read_status(device.id)),
                        ("a command", lambda: ctx.env.hub.execute(device.id, fresh(command)))):
         try:
-            answer = await asyncio.wait_for(call(), limit)
+            answer = await wait_for(call(), limit)
             ctx.check(f"{what} during garbage ends with a device error or a result", True,
                       f"answered {type(answer).__name__}")
         except DeviceError as exc:
@@ -219,7 +220,7 @@ async def stable_identity(ctx: CaseContext) -> None:
 
     async def answers() -> bool:
         try:
-            await asyncio.wait_for(ctx.env.hub.probe(device.plugin, DeviceKind(device.kind),
+            await wait_for(ctx.env.hub.probe(device.plugin, DeviceKind(device.kind),
                                                      moved_config), ctx.env.patience(device))
         except (DeviceError, TimeoutError):
             return False

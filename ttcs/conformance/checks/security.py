@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
+from ...aio import wait_for
 from ...core.errors import DeviceError
 from ...core.store.tables import ContentRow, DeviceRow
 from ...schemas import (
@@ -326,7 +327,7 @@ async def _refused(ctx: CaseContext, registration: dict[str, Any], what: str) ->
     config = ctx.env.validate(registration)
     limit = ctx.env.hub.settings.probe_timeout * 4 + 2
     try:
-        info = await asyncio.wait_for(ctx.env.hub.probe(
+        info = await wait_for(ctx.env.hub.probe(
             registration["plugin"], DeviceKind(registration["kind"]), config), limit)
         ctx.check(what, False, f"the probe answered {info.serial}")
     except DeviceError as exc:

@@ -119,14 +119,23 @@ class Principal:
 @dataclass(frozen=True)
 class Target:
     """What an action concerns: its areas (None for something that belongs to no area) and,
-    for devices, their plugins."""
+    for devices, their plugins.
+
+    ``reaches`` are the areas a thing was sent to (a broadcast's devices and target areas, or
+    those of every broadcast of a content item). *Reading* it is allowed when one of them is
+    in the caller's scope even though the whole is not: a commune sees the province's bulletin
+    that reaches its speakers — and only its own part of the figures. Changing it still needs
+    every area in scope.
+    """
 
     areas: frozenset[str | None] = frozenset()
     plugins: frozenset[str] = frozenset()
+    reaches: frozenset[str | None] = frozenset()
 
     @classmethod
-    def of(cls, areas: Iterable[str | None] = (), plugins: Iterable[str] = ()) -> Target:
-        return cls(frozenset(areas), frozenset(plugins))
+    def of(cls, areas: Iterable[str | None] = (), plugins: Iterable[str] = (),
+           reaches: Iterable[str | None] = ()) -> Target:
+        return cls(frozenset(areas), frozenset(plugins), frozenset(reaches))
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,9 @@ def decide(principal: Principal, action: Action, target: Target,
     if reach is Reach.AREA:
         outside = sorted(str(a) if a is not None else "(no area: hub-wide)"
                          for a in target.areas if not within(a, principal, ancestry))
+        if outside and action in _READS and any(
+                within(a, principal, ancestry) for a in target.reaches):
+            outside = []  # it reaches into the caller's area: readable, in part
         if outside:
             return Decision(False, f"{', '.join(outside)} is outside this account's area "
                             f"({principal.area_code} and below)")
@@ -215,7 +227,7 @@ class AccessPolicy:
     async def decide(self, principal: Principal, action: Action,
                      target: Target | None = None) -> Decision:
         target = target or Target()
-        ancestry = await self.ancestry([*target.areas, principal.area_code])
+        ancestry = await self.ancestry([*target.areas, *target.reaches, principal.area_code])
         return decide(principal, action, target, ancestry)
 
     async def check(self, principal: Principal, action: Action,
@@ -234,3 +246,9 @@ class AccessPolicy:
 
     async def in_scope(self, principal: Principal, code: str | None) -> bool:
         return within(code, principal, await self.ancestry([code, principal.area_code]))
+
+    async def part_in_scope(self, principal: Principal, areas: Mapping[str, str | None]
+                            ) -> list[str]:
+        """The keys of ``areas`` (e.g. device id -> area code) whose area is in scope."""
+        ancestry = await self.ancestry([*areas.values(), principal.area_code])
+        return [key for key, code in areas.items() if within(code, principal, ancestry)]

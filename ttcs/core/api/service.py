@@ -18,6 +18,8 @@ from ..access.policy import Principal
 from ..access.ratelimit import RateLimiter
 from ..errors import NotAuthenticated, RateLimited
 from .problems import problem_middleware
+from .replay import RecentEvents
+from .resources.events import STREAM_TYPES
 from .routing import ENDPOINTS, PREFIX, make_handler
 from .webhooks import WebhookService
 
@@ -42,6 +44,8 @@ class ApiService:
         self.anonymous = Principal(name="anonymous", role=Role.VENDOR, area_code="-")
         self.webhooks = WebhookService(hub.store, hub.bus, api)
         self.stream_clients = 0
+        #: what event-stream clients that reconnect may have missed
+        self.recent = RecentEvents(hub.bus, STREAM_TYPES, max(api.stream_queue, 5000))
         self.closing = asyncio.Event()  # set at shutdown: event streams end
         self._openapi: str | None = None
 
@@ -123,6 +127,7 @@ class ApiService:
         self.closing.set()
 
     async def _cleanup(self, _: web.Application) -> None:
+        self.recent.close()
         await self.webhooks.stop()
 
 

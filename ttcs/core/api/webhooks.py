@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...adapters.http import request_json
+from ...aio import cancel_and_wait, wait_event, wait_for
 from ...schemas import Event, Model, new_id
 from ...schemas.access import Role
 from ...schemas.base import AwareDatetime, Identifier
@@ -220,10 +221,8 @@ class WebhookService:
         if self._unsubscribe is not None:
             self._unsubscribe()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._queue.join(), 5)  # what was taken is written
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await wait_for(self._queue.join(), 5)  # what was taken is written
+        await cancel_and_wait(self._tasks, "webhooks")
 
     def _take(self, event: Event) -> None:
         if event.type not in WEBHOOK_TYPES:
@@ -286,8 +285,7 @@ class WebhookService:
                     sent = 0
                 if not sent:
                     self._wake.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), 1.0)
+                    await wait_event(self._wake, 1.0)
 
     async def send_due(self, session: aiohttp.ClientSession) -> int:
         """POST every due delivery (up to 50 at once); returns how many were tried."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from ...aio import wait_for
 from ..errors import TtsError
 
 
@@ -131,7 +132,7 @@ class EspeakEngine:
             *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(text.encode("utf-8")),
+            out, err = await wait_for(proc.communicate(text.encode("utf-8")),
                                               self.timeout)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):

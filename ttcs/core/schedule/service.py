@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from dateutil.rrule import rrulestr
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 
 from ...schemas import (
     COMMUNE_LEVEL,
@@ -147,6 +147,9 @@ class BroadcastService:
         self.content = content
         self.policies = PolicyBook(store, registry, load_policy_file(policy_file))
         registry.merge_hooks.append(self.retarget_merged)
+        #: called with each plan once its broadcast is committed (the running hub's
+        #: dispatcher plans it at once instead of at its next round)
+        self.created: list[Callable[[Plan], None]] = []
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -200,9 +203,11 @@ class BroadcastService:
                 valid_until=broadcast.valid_until, state=BroadcastState.SCHEDULED.value,
                 area_code=owner_area, created_by=actor, created_at=broadcast.created_at))
             await s.flush()
-            s.add_all(BroadcastTargetRow(broadcast_id=broadcast.id, device_id=d.id,
-                                         commune_code=plan.commune_of[d.id])
-                      for d in plan.devices)
+            # one statement executed for every target (a province-wide emergency has
+            # thousands): ORM objects cost more than the database took to write the rows
+            await s.execute(insert(cast("Table", BroadcastTargetRow.__table__)), [
+                {"broadcast_id": broadcast.id, "device_id": d.id,
+                 "commune_code": plan.commune_of[d.id]} for d in plan.devices])
             s.add_all(OfferRow(broadcast_id=broadcast.id, commune_code=c, state=st, rank=r,
                                decided_by=actor if st == OfferState.ACCEPTED else None)
                       for c, (st, r) in plan.offers.items())
@@ -213,6 +218,11 @@ class BroadcastService:
                                                   "communes": sorted(plan.offers)})
         log.info("broadcast.created", broadcast=broadcast.id, level=level,
                  devices=len(plan.devices))
+        for callback in list(self.created):
+            try:
+                callback(plan)
+            except Exception:  # the broadcast is stored: the planner's next round finds it
+                log.exception("broadcast.created_hook_failed", broadcast=broadcast.id)
         return plan
 
     async def _next_rank(self, s: Any, commune: str) -> int:
@@ -385,12 +395,47 @@ class BroadcastService:
             raise NotFound(f"no broadcast {broadcast_id}")
         return row.area_code
 
-    async def deliveries(self, broadcast_id: str) -> dict[str, int]:
-        """How many of the broadcast's device commands are in each outbox state."""
+    async def deliveries(self, broadcast_id: str, devices: Iterable[str] | None = None
+                         ) -> dict[str, int]:
+        """How many of the broadcast's device commands are in each outbox state (of the
+        given ``devices`` only, when named)."""
         async with self.store.sessions() as s:
-            rows = await s.execute(select(OutboxRow.state, func.count()).where(
-                OutboxRow.broadcast_id == broadcast_id).group_by(OutboxRow.state))
-            return {str(k): int(v) for k, v in rows.all()}
+            if devices is None:
+                rows = await s.execute(select(OutboxRow.state, func.count()).where(
+                    OutboxRow.broadcast_id == broadcast_id).group_by(OutboxRow.state))
+                return {str(k): int(v) for k, v in rows.all()}
+            wanted = set(devices)
+            counts: dict[str, int] = defaultdict(int)
+            for device_id, state in (await s.execute(select(
+                    OutboxRow.device_id, OutboxRow.state).where(
+                    OutboxRow.broadcast_id == broadcast_id))).all():
+                if device_id in wanted:
+                    counts[str(state)] += 1
+            return dict(counts)
+
+    async def device_areas(self, broadcast_id: str) -> dict[str, str | None]:
+        """The devices a broadcast was sent to, each with its area now (None: removed since)."""
+        async with self.store.sessions() as s:
+            rows = await s.execute(select(BroadcastTargetRow.device_id, DeviceRow.area_code)
+                                   .outerjoin(DeviceRow,
+                                              DeviceRow.id == BroadcastTargetRow.device_id)
+                                   .where(BroadcastTargetRow.broadcast_id == broadcast_id))
+            return {str(d): a for d, a in rows.all()}
+
+    async def content_reach(self, content_id: str) -> set[str | None]:
+        """Every area the broadcasts of a content item were sent to: their target areas and
+        the areas of their devices."""
+        async with self.store.sessions() as s:
+            broadcasts = (await s.execute(select(BroadcastRow.id, BroadcastRow.targets).where(
+                BroadcastRow.content_id == content_id))).all()
+            reach: set[str | None] = set()
+            for _, targets in broadcasts:
+                reach.update((targets or {}).get("areas") or [])
+            reach.update((await s.execute(select(DeviceRow.area_code).distinct().join(
+                BroadcastTargetRow, BroadcastTargetRow.device_id == DeviceRow.id).join(
+                BroadcastRow, BroadcastRow.id == BroadcastTargetRow.broadcast_id).where(
+                BroadcastRow.content_id == content_id))).scalars())
+            return reach
 
     async def targeted_devices(self, broadcast_id: str) -> list[str]:
         async with self.store.sessions() as s:

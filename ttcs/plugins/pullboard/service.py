@@ -25,6 +25,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from ...adapters.device_endpoint import DeviceEndpoint, Route, json_error
+from ...aio import cancel_and_wait, wait_for
 from ...schemas import (
     Activity,
     CommandResult,
@@ -195,7 +196,7 @@ class BoardSession:
                 await self.changed.wait_for(predicate)
 
         try:
-            await asyncio.wait_for(wait(), timeout)
+            await wait_for(wait(), timeout)
         except TimeoutError:
             return predicate()
         return True
@@ -276,9 +277,7 @@ class PullBoardService:
 
     async def close(self) -> None:
         self.endpoint.unroute(self._route)
-        self._watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._watchdog
+        await cancel_and_wait(self._watchdog, "pull board watchdog")
 
     def attach(self, serial: str, listener: SessionListener, *, token: SecretStr,
                poll_interval: float, offline_after: int,

@@ -36,6 +36,10 @@ class TransmitterConfig(DecoderFields, DriverConfig):
                                         "status polls (default 30)")
     rf_on_for_play: bool = Field(default=True, description="switch the carrier on for a play "
                                  "when it is off (stations on air only for sessions)")
+    release_zones_after_play: bool = Field(default=True, description="switch the receiver "
+                                           "zones a play switched on back off when it ends "
+                                           "(so receivers do not stay open between "
+                                           "bulletins)")
     rds_ps: str | None = Field(default=None, max_length=8, description="RDS station name "
                                "to keep on the transmitter (diacritics are dropped: RDS "
                                "cannot show them)")

@@ -13,7 +13,9 @@ Mapping (see ``docs/plugins/radivina.md``):
   approved media (checked against its SHA-256 first) or the stream into the transmitter, the
   carrier switched on first if ``rf_on_for_play``; a receiver cluster's play also switches
   its zone on (:meth:`play_on_zones`). Proof of play: ``started`` at once,
-  ``finished``/``failed``/``interrupted`` when a poll sees the decoder's session end;
+  ``finished``/``failed``/``interrupted`` when a poll sees the decoder's session end; that
+  poll also switches off the zones the play switched on (``release_zones_after_play``), so
+  receivers do not stay open between bulletins;
 - ``stop``, ``set_volume``: the decoder.
 
 Reads use the read credentials, SETs the write ones (``write_community``), so a station can
@@ -22,9 +24,12 @@ be monitored with a read-only community alone.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, ClassVar
+
+import structlog
 
 from ...adapters.snmp import SnmpManager, SnmpType, Varbind
 from ...core.driver import DeviceDriver, HubLink
@@ -53,6 +58,8 @@ from ...schemas.base import utcnow
 from ..audio_decoder import AudioDecoder, DecoderState, playable_source
 from . import mib
 from .config import TransmitterConfig
+
+log = structlog.get_logger("ttcs.plugins.radivina")
 
 VENDOR = "RadiVina"
 RESULTS_KEPT = 200
@@ -90,6 +97,11 @@ class RadiVinaTransmitterDriver(DeviceDriver):
         #: decoder sessions we started and whose end is not reported yet -> the plays in it
         #: (one per receiver cluster joining a broadcast) and where to report them
         self._playing: dict[str, list[tuple[PlayCommand, HubLink]]] = {}
+        #: when the decoder confirmed each session (monotonic): a status asked for before
+        #: that cannot tell whether the session ended
+        self._confirmed: dict[str, float] = {}
+        #: decoder session -> the zones its plays switched on (that were off before)
+        self._opened: dict[str, set[int]] = {}
 
     @property
     def config(self) -> TransmitterConfig:
@@ -143,16 +155,23 @@ class RadiVinaTransmitterDriver(DeviceDriver):
 
     async def read_status(self) -> DeviceStatus:
         got = await self._get(STATUS_SCALARS, "reading transmitter status")
-        zones = await self.zones()
-        status = self._status(got, zones)
-        await self._keep_rds(got, status)
+        decoder: DecoderState | None = None
+        decoder_error = ""
+        asked = time.monotonic()
         try:
             decoder = await self.decoder.status()
         except DeviceError as exc:  # the carrier is still up: say so, do not go offline
+            decoder_error = str(exc)[:200]
+        released = await self._close_zones(self._report_ended_plays(decoder, asked)) \
+            if decoder else []
+        status = self._status(got, await self.zones())
+        await self._keep_rds(got, status)
+        if released:
+            status.telemetry["zones_released"] = ",".join(map(str, released))
+        if decoder is None:
             status.faults.append("decoder_unreachable")
-            status.telemetry["decoder_error"] = str(exc)[:200]
+            status.telemetry["decoder_error"] = decoder_error
             return status
-        self._report_ended_plays(decoder)
         status.volume = decoder.volume
         status.telemetry["decoder_state"] = decoder.state
         if decoder.playing:
@@ -332,12 +351,15 @@ class RadiVinaTransmitterDriver(DeviceDriver):
                                       code="rf_off")
             await self._set([(mib.scalar("rvFmRfEnable"), SnmpType.INTEGER, mib.ON)],
                             "switching RF on for a play")
+        before = {z["index"]: z["on"] for z in await self.zones()}
         await self._switch(dict.fromkeys(zones, True))
+        self._opened.setdefault(session, set()).update(z for z in zones if not before.get(z))
         state = await self.decoder.play(url, session=session, label=command.content_id,
                                         volume=command.volume, duration=duration)
         if not state.playing:
             raise CommandRejected(f"the decoder did not start: {state.error or state.state}",
                                   code="decoder_failed")
+        self._confirmed[session] = time.monotonic()
         plays = self._playing.setdefault(session, [])
         if all(c.idempotency_key != command.idempotency_key for c, _ in plays):
             plays.append((command, link or self.context.link))
@@ -345,19 +367,44 @@ class RadiVinaTransmitterDriver(DeviceDriver):
         return CommandResult(command_id=command.id, status=CommandStatus.ACCEPTED,
                              data={"session": session, "url": url, "zones_on": zones})
 
-    def _report_ended_plays(self, decoder: DecoderState) -> None:
-        """Proof of play for the sessions we started that the decoder no longer plays."""
+    def _report_ended_plays(self, decoder: DecoderState, asked: float) -> list[str]:
+        """Proof of play for the sessions we started that the decoder no longer plays;
+        returns those sessions. ``asked`` is when the decoder was asked: a session it
+        confirmed later is not in that answer yet, and has not ended."""
         last = decoder.last
+        ended: list[str] = []
         for session in list(self._playing):
             if decoder.playing and decoder.session == session:
+                continue
+            if self._confirmed.get(session, 0.0) >= asked:
                 continue
             if last is not None and last.session == session:
                 phase = _OUTCOMES.get(last.outcome, PlayPhase.INTERRUPTED)
                 detail = last.error or (None if last.outcome == "finished" else last.outcome)
             else:  # cut by a later play before a poll saw it end
                 phase, detail = PlayPhase.INTERRUPTED, "replaced by another play"
+            self._confirmed.pop(session, None)
             for command, link in self._playing.pop(session):
                 _report_play(link, command, phase, detail)
+            ended.append(session)
+        return ended
+
+    async def _close_zones(self, sessions: list[str]) -> list[int]:
+        """Switch off the zones that ended plays opened and no running play still uses;
+        returns those switched off."""
+        closing: set[int] = set()
+        for session in sessions:
+            closing |= self._opened.pop(session, set())
+        for still in self._opened.values():
+            closing -= still
+        if not closing or not self.config.release_zones_after_play:
+            return []
+        try:
+            await self._switch(dict.fromkeys(sorted(closing), False))
+        except DeviceError as exc:  # carrier off or agent gone: the zones are silent anyway
+            log.info("fm.zones_left_on", zones=sorted(closing), reason=str(exc))
+            return []
+        return sorted(closing)
 
 
 def _report_play(link: HubLink, command: PlayCommand, phase: PlayPhase,

@@ -10,17 +10,18 @@ every station's age, so there is no timer per device.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 import structlog
 from pydantic import ValidationError
 
 from ...adapters.mqtt import MqttConnection
+from ...aio import cancel_and_wait, wait_event
 from ...core.errors import ProtocolError
 from ...schemas import CommandResult, Connectivity
 from .protocol import UPLINK_FILTER, Ack, Heartbeat, Info, Presence, Report, wire_id
@@ -63,7 +64,7 @@ class StationChannel:
     infos: asyncio.Event = field(default_factory=asyncio.Event)
     heartbeats: asyncio.Event = field(default_factory=asyncio.Event)
     alarms: set[str] | None = None  # alarm words of the last heartbeat (None: none seen)
-    clock_set_at: float | None = None  # monotonic, last dong_bo_gio sent
+    clock_set_at: float | None = None  # monotonic, last dong_bo_gio sent (or in flight)
     bad_payloads: int = 0
 
     def judge(self, now: float) -> tuple[Connectivity, str]:
@@ -107,6 +108,7 @@ class StationBus:
         self.unknown_info: list[Callable[[Info], None]] = []
         self._watchdog: asyncio.Task[None] | None = None
         self._tick = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def attach(cls, connection: MqttConnection) -> StationBus:
@@ -115,11 +117,18 @@ class StationBus:
         bus._watchdog = asyncio.create_task(bus._watch(), name="saokhue-watchdog")
         return bus
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` for the bus, not for one driver: a driver stopped right after it
+        started (a probe) does not cancel it. Closing the bus does."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            await cancel_and_wait(self._watchdog, "sao khue bus")
         await self.connection.unsubscribe(UPLINK_FILTER, self._on_message)
 
     def channel(self, serial: str) -> StationChannel:
@@ -138,8 +147,7 @@ class StationBus:
         while True:
             periods = [c.period for c in self.channels.values() if c.listeners]
             pace = min(max(min(periods, default=60.0) / 5, 0.05), 5.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tick.wait(), pace)
+            await wait_event(self._tick, pace)
             self._tick.clear()
             now = time.monotonic()
             for chan in list(self.channels.values()):

@@ -176,7 +176,9 @@ class SaoKhueStationDriver(DeviceDriver, StationListener):
         if chan.judge(time.monotonic())[0] is not Connectivity.UNKNOWN:
             self._report_status()  # presence known (retained), the state not yet
         # heartbeats are not retained: after a hub restart, ask instead of waiting a period
-        self._spawn(self._query(chan))
+        # (the bus's task, like the clock correction: a probe stopped at once must not
+        # cancel the question on its way)
+        self._bus.spawn(self._query(chan))
 
     async def _query(self, chan: StationChannel) -> None:
         assert self._bus is not None
@@ -391,9 +393,23 @@ class SaoKhueStationDriver(DeviceDriver, StationListener):
             return
         chan.clock_set_at = now
         self.context.log.info("saokhue.clock_set", serial=chan.serial, skew=round(skew, 1))
+        assert self._bus is not None
+        # the bus owns the correction: the driver that saw the skew may be a probe, stopped
+        # a moment later, and the channel would then wait CLOCK_SET_EVERY for nothing
+        self._bus.spawn(self._set_clock(chan))
+
+    async def _set_clock(self, chan: StationChannel) -> None:
         stamp = time.time()
-        self._spawn(self._publish(chan, wire.ClockDown(msg_id=_msg_id("dong_bo_gio", stamp),
-                                                       ts=round(stamp))))
+        try:
+            await self._publish(chan, wire.ClockDown(msg_id=_msg_id("dong_bo_gio", stamp),
+                                                     ts=round(stamp)))
+        except asyncio.CancelledError:
+            chan.clock_set_at = None  # not sent: the next heartbeat tries again
+            raise
+        except DeviceError as exc:
+            chan.clock_set_at = None
+            self.context.log.warning("saokhue.clock_set_failed", serial=chan.serial,
+                                     error=str(exc))
 
     def on_report(self, report: wire.Report) -> None:
         chan = self._chan

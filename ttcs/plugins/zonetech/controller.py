@@ -9,7 +9,8 @@ them (mapping in ``docs/plugins/zonetech.md``):
   lines already on, else every line — ZoneTech's "all call"), set the master volume if the
   command has one, then the decoder plays the URL
   with the command's idempotency key as its session. A proof-of-play *started* event follows,
-  and *finished*/*failed*/*interrupted* when a later poll sees the session end.
+  and *finished*/*failed*/*interrupted* when a later poll sees the session end; with nothing
+  else playing, that poll drops the lines the play switched on (``release_lines_on_stop``).
 - ``stop``: the decoder stops, then — ZoneTech's rule, ``release_lines_on_stop`` — every
   relay drops, so no line hums between broadcasts.
 - ``switch_zones``: the lines named (``"1"``.. or ``"all"``) switch in one Modbus write.
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import structlog
 from pydantic import Field
 
 from ...adapters.errors import map_decode_errors
@@ -61,6 +63,8 @@ from ...schemas import (
 from ..audio_decoder import AudioDecoder, DecoderFields, DecoderState, playable_source
 from . import registers as reg
 from .station import Identity, StationSnapshot, decode_amplifier, decode_identity
+
+log = structlog.get_logger("ttcs.plugins.zonetech")
 
 VENDOR = "ZoneTech"
 RESULTS_KEPT = 200
@@ -101,6 +105,8 @@ class _Play:
     content_id: str | None
     broadcast_id: str | None
     level: BulletinLevel = BulletinLevel.NORMAL
+    opened: frozenset[int] = frozenset()  # lines this play switched on (off before it)
+    confirmed_at: float = 0.0  # monotonic: when the decoder answered that it plays it
 
 
 class ZoneControllerDriver(DeviceDriver):
@@ -168,6 +174,7 @@ class ZoneControllerDriver(DeviceDriver):
         return await asyncio.shield(self._reading)
 
     async def _read(self) -> StationSnapshot:
+        asked_at = time.monotonic()
         decoder_task = asyncio.ensure_future(self._decoder_state())
         try:
             identity = await self.identity()
@@ -195,7 +202,7 @@ class ZoneControllerDriver(DeviceDriver):
             raise
         decoder, decoder_error = await decoder_task
         snap = StationSnapshot(time.monotonic(), identity, relays, volumes, master, amplifier,
-                               decoder, decoder_error)
+                               decoder, decoder_error, decoder_asked_at=asked_at)
         self._snapshot = snap
         return snap
 
@@ -222,8 +229,25 @@ class ZoneControllerDriver(DeviceDriver):
     async def read_status(self) -> DeviceStatus:
         snap = await self.snapshot()
         self._report_alarms(snap)
-        self._report_plays(snap)
+        ended = self._report_plays(snap)
+        if ended and self.config.release_lines_on_stop and not (
+                snap.decoder is not None and snap.decoder.playing):
+            await self._close_lines(ended)
+            snap = await self.snapshot()
         return controller_status(snap)
+
+    async def _close_lines(self, ended: list[_Play]) -> None:
+        """A broadcast ended by itself: the lines it switched on drop, as on a ``stop``
+        (lines that were on before it are the operator's and stay on)."""
+        closing: set[int] = set().union(*(p.opened for p in ended))
+        for live in self._plays.values():
+            closing -= live.opened
+        if not closing:
+            return
+        try:
+            await self.switch(dict.fromkeys(sorted(closing), False))
+        except DeviceError as exc:  # the next poll shows the lines as they are
+            log.info("zonetech.lines_left_on", lines=sorted(closing), reason=str(exc))
 
     def _report_alarms(self, snap: StationSnapshot) -> None:
         active = set(snap.amplifier.faults)
@@ -243,24 +267,29 @@ class ZoneControllerDriver(DeviceDriver):
             self.context.link.report_event(AlarmEvent(code=code, raised=raised,
                                                       severity=severity, detail=detail))
 
-    def _report_plays(self, snap: StationSnapshot) -> None:
+    def _report_plays(self, snap: StationSnapshot) -> list[_Play]:
         """Proof of play: a session this driver started has ended when the decoder no longer
-        plays it; its ``last`` says how."""
+        plays it; its ``last`` says how. Returns the plays that ended."""
         decoder = snap.decoder
         if decoder is None:
-            return
+            return []
+        ended: list[_Play] = []
         for session, play in list(self._plays.items()):
             if decoder.session == session:
                 continue
+            if play.confirmed_at >= snap.decoder_asked_at:
+                continue  # started after the decoder was asked: not in this answer yet
             last = decoder.last
             if last is not None and last.session == session:
                 phase, detail = _OUTCOME_PHASE[last.outcome], last.error or last.outcome
             else:
                 phase, detail = PlayPhase.INTERRUPTED, "the decoder is playing something else"
             del self._plays[session]
+            ended.append(play)
             self.context.link.report_event(PlayEvent(
                 phase=phase, content_id=play.content_id, command_id=play.command_id,
                 broadcast_id=play.broadcast_id, detail=detail))
+        return ended
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -357,12 +386,11 @@ class ZoneControllerDriver(DeviceDriver):
         await self.decoder.admit(session, command.level,
                                  {s: p.level for s, p in self._plays.items()})
         identity = await self.identity()
+        current = await self.modbus.read_coils(self.config.unit, reg.LINE_RELAY,
+                                               identity.lines, timeout=self.request_timeout)
+        was_on = {n + 1 for n, on in enumerate(current) if on}
         if lines is None:
-            current = await self.modbus.read_coils(self.config.unit, reg.LINE_RELAY,
-                                                   identity.lines,
-                                                   timeout=self.request_timeout)
-            lines = [n + 1 for n, on in enumerate(current) if on] or \
-                list(range(1, identity.lines + 1))
+            lines = sorted(was_on) or list(range(1, identity.lines + 1))
         lines_on = await self.switch(dict.fromkeys(lines, True))
         if command.volume is not None:
             await self.write_volume(reg.MASTER_VOLUME, command.volume)
@@ -373,7 +401,8 @@ class ZoneControllerDriver(DeviceDriver):
                                   f"{state.state}: {state.error or state.session})",
                                   code="decoder_refused")
         self._plays[session] = _Play(session, command.id, command.content_id,
-                                     command.broadcast_id, command.level)
+                                     command.broadcast_id, command.level,
+                                     frozenset(set(lines) - was_on), time.monotonic())
         while len(self._plays) > RESULTS_KEPT:
             self._plays.popitem(last=False)
         self.context.link.report_event(PlayEvent(

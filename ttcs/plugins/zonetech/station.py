@@ -110,6 +110,8 @@ class StationSnapshot:
     decoder: DecoderState | None
     decoder_error: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: when the decoder was asked (monotonic): a play it confirmed later is not in its answer
+    decoder_asked_at: float = 0.0
 
     def lines_on(self) -> list[int]:
         return [n + 1 for n, on in enumerate(self.relays) if on]

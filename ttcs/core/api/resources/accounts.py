@@ -38,8 +38,10 @@ class Me(Model):
           summary="Log in with a password; returns a session token",
           body=Login, response=IssuedToken, errors=(401, 429))
 async def login(call: Call) -> IssuedToken:
-    """Rate-limited per user name and per source address (429 with Retry-After); every
-    failure is written to the audit log."""
+    """Rate-limited per user name and per source address (429 with Retry-After). Every
+    password that is checked and refused is written to the audit log; of the attempts
+    refused by the rate limit, the first one of each lock-out is (a flood of guesses does
+    not fill the log, and the lock-out itself is on record)."""
     body: Login = call.body
     api, source = call.api, call.source
     for limiter, key in ((api.logins_by_user, body.user), (api.logins_by_address, source)):

@@ -97,13 +97,21 @@ async def create_broadcast(call: Call) -> BroadcastCreated:
 
 
 async def _existing(call: Call) -> Target:
-    """A broadcast concerns its issuing area and every device it was sent to."""
+    """A broadcast concerns its issuing area and every device it was sent to; it reaches
+    (and may be read, in part, from) the areas of those devices and its target areas."""
     broadcasts = call.api.broadcasts
     broadcast = await broadcasts.get(call.path["id"])
-    devices = await broadcasts.targeted_devices(broadcast.id)
-    areas = await call.hub.registry.areas_of_devices(devices)
+    areas = set((await broadcasts.device_areas(broadcast.id)).values())
     owner = await broadcasts.owner_area(broadcast.id)
-    return Target.of({*areas, *([owner] if owner else []), *broadcast.targets.areas})
+    return Target.of({*areas, *([owner] if owner else []), *broadcast.targets.areas},
+                     reaches={*areas, *broadcast.targets.areas})
+
+
+async def _own_devices(call: Call) -> list[str]:
+    """The broadcast's devices the caller may see: all of them, or for a caller reading a
+    broadcast from above (a commune reading the province's), those in its own area."""
+    device_areas = await call.api.broadcasts.device_areas(call.path["id"])
+    return await call.policy.part_in_scope(call.principal, device_areas)
 
 
 @endpoint("GET", "/broadcasts/{id}", tag="broadcasts", action=Action.BROADCAST_READ,
@@ -112,9 +120,9 @@ async def _existing(call: Call) -> Target:
 async def get_broadcast(call: Call) -> BroadcastDetail:
     broadcasts = call.api.broadcasts
     broadcast = await broadcasts.get(call.path["id"])
-    return BroadcastDetail(broadcast=broadcast,
-                           devices=len(await broadcasts.targeted_devices(broadcast.id)),
-                           deliveries=await broadcasts.deliveries(broadcast.id))
+    devices = await _own_devices(call)
+    return BroadcastDetail(broadcast=broadcast, devices=len(devices),
+                           deliveries=await broadcasts.deliveries(broadcast.id, devices))
 
 
 @endpoint("POST", "/broadcasts/{id}/cancel", tag="broadcasts",
@@ -142,7 +150,6 @@ async def decide_broadcast(call: Call) -> None:
           summary="Proof of play reconciled against the devices it was sent to",
           response=Coverage, target=_existing)
 async def broadcast_coverage(call: Call) -> Coverage:
-    broadcasts = call.api.broadcasts
-    devices = await broadcasts.targeted_devices(call.path["id"])
+    devices = await _own_devices(call)
     playlog = PlayLog(call.hub.store, skew_tolerance=call.hub.settings.clock_skew_tolerance)
     return await playlog.coverage(call.path["id"], devices)

@@ -113,9 +113,16 @@ async def _item(call: Call) -> Target:
     return Target.of(areas)
 
 
+async def _readable(call: Call) -> Target:
+    """An item is read from its own area, or from any area its broadcasts were sent to (a
+    commune hears what the province is putting on its speakers)."""
+    item = await call.hub.content.get(call.path["id"])
+    return Target.of([item.area_code], reaches=await call.api.broadcasts.content_reach(item.id))
+
+
 @endpoint("GET", "/content/{id}", tag="content", action=Action.CONTENT_READ,
           summary="One item, its approval history, and whether it may be dispatched",
-          response=ContentDetail, target=_item)
+          response=ContentDetail, target=_readable)
 async def get_content(call: Call) -> ContentDetail:
     library = call.hub.content
     item = await library.get(call.path["id"])

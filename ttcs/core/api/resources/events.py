@@ -16,9 +16,11 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
+from ....aio import wait_for
 from ....schemas import Event, Model
 from ....schemas.base import Identifier
 from ...access.policy import Action, Principal
+from ..replay import missed
 from ..routing import Call, endpoint
 from .common import query_area
 
@@ -35,6 +37,8 @@ class EventQuery(Model):
     area: Identifier | None = Field(default=None, description="only events of this area "
                                     "and below")
     device_id: Identifier | None = None
+    last_event_id: str | None = Field(default=None, max_length=64, description="resume after "
+                                      "this event (as the Last-Event-ID header does)")
 
 
 class _Filter:
@@ -71,10 +75,13 @@ def frame(event: Event) -> bytes:
           target=query_area)
 async def stream_events(call: Call) -> web.StreamResponse:
     """``event:`` is the event type, ``data:`` the event as JSON (see the event schema).
-    A client that cannot keep up is disconnected after one ``event: overflow``."""
+    A client that cannot keep up is disconnected after one ``event: overflow``. A client
+    that reconnects with ``Last-Event-ID`` first gets what it missed (``event: reset``
+    when that cannot be told: read the current state again)."""
     q: EventQuery = call.query
     keep = _Filter(call, q)
     types: set[str] = set(q.types) or set(STREAM_TYPES)
+    last_id = call.request.headers.get("Last-Event-ID") or q.last_event_id
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
@@ -86,6 +93,17 @@ async def stream_events(call: Call) -> web.StreamResponse:
         await response.write(b": connected\n\n")
         async with call.hub.bus.stream(types=types, maxsize=call.hub.settings.api.stream_queue,
                                        overflow=overflowed.set) as queue:
+            sent: set[str] = set()  # replayed, and maybe queued live as well
+            if last_id:
+                backlog, reset = await missed(api.recent, call.hub.store, last_id[:64], types,
+                                              call.hub.settings.api.stream_queue)
+                if reset:
+                    await wait_for(response.write(b"event: reset\ndata: {}\n\n"),
+                                           WRITE_TIMEOUT)
+                for event in backlog:
+                    sent.add(event.id)
+                    if await keep.allows(event):
+                        await wait_for(response.write(frame(event)), WRITE_TIMEOUT)
             closing = api.closing
             while not closing.is_set():
                 getter = asyncio.ensure_future(queue.get())
@@ -96,15 +114,17 @@ async def stream_events(call: Call) -> web.StreamResponse:
                 for task in pending:
                     task.cancel()
                 if lag in done or overflowed.is_set():
-                    await asyncio.wait_for(response.write(
+                    await wait_for(response.write(
                         b"event: overflow\ndata: {}\n\n"), WRITE_TIMEOUT)
                     break
                 if getter in done:
                     event = getter.result()
-                    if await keep.allows(event):
-                        await asyncio.wait_for(response.write(frame(event)), WRITE_TIMEOUT)
+                    if sent and event.id in sent:
+                        sent.discard(event.id)
+                    elif await keep.allows(event):
+                        await wait_for(response.write(frame(event)), WRITE_TIMEOUT)
                 elif not done:
-                    await asyncio.wait_for(response.write(b": keepalive\n\n"), WRITE_TIMEOUT)
+                    await wait_for(response.write(b": keepalive\n\n"), WRITE_TIMEOUT)
     except (ConnectionResetError, TimeoutError):
         pass
     finally:

@@ -6,9 +6,9 @@ import io
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
-from ....schemas import Model
+from ....schemas import DeviceKind, Model
 from ....schemas.api import Page
 from ....schemas.base import AwareDatetime, Identifier
 from ...access.policy import Action
@@ -43,6 +43,11 @@ class AlarmQuery(PageQuery):
     area: Identifier | None = None
     device_id: Identifier | None = None
     code: str | None = Field(default=None, max_length=100)
+
+
+class PluginQuery(PageQuery):
+    kind: DeviceKind | None = Field(default=None, description="plugins that drive this kind")
+    state: Literal["loaded", "refused"] | None = None
 
 
 class PluginInfo(Model):
@@ -144,10 +149,15 @@ async def list_alarms(call: Call) -> Page[Alarm]:
 
 
 @endpoint("GET", "/plugins", tag="monitoring", action=Action.PLUGIN_READ,
-          summary="Installed plugins, loaded or refused with the reason",
-          response=TypeAdapter(list[PluginInfo]))
-async def list_plugins(call: Call) -> list[PluginInfo]:
-    return [PluginInfo(**p.summary()) for p in call.hub.plugins.all()]
+          summary="Installed plugins, loaded or refused with the reason", query=PluginQuery,
+          response=Page[PluginInfo])
+async def list_plugins(call: Call) -> Page[PluginInfo]:
+    q: PluginQuery = call.query
+    found = [PluginInfo(**p.summary()) for p in sorted(call.hub.plugins.all(),
+                                                       key=lambda p: p.id)]
+    found = [p for p in found if (q.kind is None or q.kind.value in p.kinds)
+             and (q.state is None or p.state == q.state)]
+    return call.page(found[q.offset:q.offset + q.limit + 1], q.limit, q.offset)
 
 
 @endpoint("GET", "/health", tag="monitoring", action=Action.HEALTH_READ,
