@@ -1,5 +1,6 @@
 """The fan-out and ingest hot paths keep their guarantees: batched status writes apply every
-status and lose none when a write fails; executemany inserts count and skip duplicates; the
+status and lose none when a write fails, and write a heartbeat that changes nothing once per
+interval; executemany inserts count and skip duplicates; the
 planner commits an emergency's rows once (cloned commands are valid and per device) and a
 restarted planner adds nothing; a broadcast created in the hub's process is planned without
 waiting for the planner's round; the MQTT connection sends without Nagle's delay."""
@@ -108,6 +109,45 @@ async def test_a_failed_status_flush_keeps_its_batch_under_newer_statuses(
         assert states[device.id][0] == "online"
         assert states[device.id][1]["volume"] == n
     assert writer.writes == 10
+
+
+async def test_a_heartbeat_that_changes_nothing_is_written_once_per_interval(
+        opened: Hub) -> None:
+    """A change reaches the store at the next flush; a status that differs from the last
+    only by its time waits for the unchanged interval, and a stop writes it regardless."""
+    devices = await _register(opened, 3)
+    writer = StatusWriter(opened.registry, unchanged_interval=0.5)
+    first = DeviceStatus(connectivity=Connectivity.ONLINE, volume=10)
+    for device in devices:
+        writer.put(device.id, first)
+    await writer.flush()
+    stored = await opened.registry.get_status(devices[0].id)
+    assert stored.reported_at == first.reported_at and writer.writes == 3
+
+    same = first.model_copy(update={"reported_at": first.reported_at + timedelta(seconds=5)})
+    changed = first.model_copy(update={"volume": 20, "reported_at": same.reported_at})
+    writer.put(devices[0].id, same, changed=False)
+    writer.put(devices[1].id, changed)
+    writer.put(devices[2].id, changed, changed=True)
+    writer.put(devices[2].id, same, changed=False)  # the latest status of a pending device
+    await writer.flush()
+    assert (await opened.registry.get_status(devices[0].id)).reported_at == first.reported_at
+    assert (await opened.registry.get_status(devices[1].id)).volume == 20
+    assert (await opened.registry.get_status(devices[2].id)).volume == 10  # newest wins
+    assert writer.writes == 5
+
+    await asyncio.sleep(0.6)  # the interval has passed: the unchanged heartbeat goes too
+    await writer.flush()
+    assert (await opened.registry.get_status(devices[0].id)).reported_at == same.reported_at
+    assert writer.writes == 6
+
+    later = same.model_copy(update={"reported_at": same.reported_at + timedelta(seconds=5)})
+    writer.put(devices[0].id, later, changed=False)
+    await writer.flush()  # just written: waits
+    assert (await opened.registry.get_status(devices[0].id)).reported_at == same.reported_at
+    await writer.stop()  # a stop writes what waits
+    assert (await opened.registry.get_status(devices[0].id)).reported_at == later.reported_at
+    assert writer.writes == 7
 
 
 async def test_insert_ignoring_duplicates_counts_only_new_rows_of_any_shape(

@@ -19,6 +19,7 @@ from ttcs.schemas import (
     Area,
     Broadcast,
     CommandResult,
+    Connectivity,
     Content,
     Device,
     DeviceChanges,
@@ -33,6 +34,7 @@ from ttcs.schemas import (
 )
 from ttcs.schemas.access import ApiToken, IssuedToken, Login, TokenSpec, User, UserSpec
 from ttcs.schemas.api import FieldProblem, Problem
+from ttcs.schemas.base import evolved
 from ttcs.schemas.errors import explain
 from ttcs.schemas.export import render
 
@@ -176,3 +178,17 @@ def test_published_openapi_document_matches_the_endpoints() -> None:
 
     on_disk = (SPEC_DIR / "openapi.json").read_text(encoding="utf-8")
     assert on_disk == render_openapi(), "run `make spec`: openapi.json differs from the API"
+
+
+@given(volume=st.one_of(st.none(), st.integers(0, 100)),
+       connectivity=st.sampled_from(list(Connectivity)),
+       firmware=st.one_of(st.none(), st.text(max_size=20)))
+def test_an_evolved_status_equals_the_pydantic_copy_and_leaves_the_original(
+        volume: int | None, connectivity: Connectivity, firmware: str | None) -> None:
+    original = DeviceStatus(volume=volume, signal=-70, telemetry={"vswr": 1.2})
+    changes: dict[str, Any] = {"connectivity": connectivity, "firmware": firmware}
+    fast, slow = evolved(original, changes), original.model_copy(update=changes)
+    assert fast == slow and fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert original.connectivity is Connectivity.UNKNOWN and original.firmware is None
+    assert "connectivity" not in original.model_fields_set

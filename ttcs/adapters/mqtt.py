@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import select
 import socket
 import ssl
 import uuid
@@ -383,8 +384,50 @@ ROUTES_CACHED = 200_000
 MAX_INFLIGHT = 1000
 
 
+#: packets read at most each time the socket wakes the loop (see :func:`_read_in_bursts`)
+READ_BURST = 256
+
+
+def _read_in_bursts(client: aiomqtt.Client) -> None:
+    """Read every packet waiting on the socket when it wakes the loop, not one.
+
+    aiomqtt's reader calls paho's ``loop_read``, which reads one packet unless QoS 1/2
+    messages are in flight; a status flood then cost a trip through the event loop (a
+    selector call, a handle, the timers) per message, about as much as the hub's own work on
+    it. paho keeps no read buffer, so the socket itself says whether another packet is
+    there (a TLS socket may hold decrypted bytes: ``pending``). The burst is bounded, so a
+    flood on one connection cannot keep the loop from everything else.
+    """
+    paho_client = client._client
+    sock = paho_client.socket()
+    if sock is None:
+        return
+    fd = sock.fileno()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    disconnected = client._disconnected
+    tls = sock if isinstance(sock, ssl.SSLSocket) else None
+
+    def read() -> None:
+        try:
+            for _ in range(READ_BURST):
+                paho_client.loop_read()
+                if paho_client.socket() is not sock:
+                    return  # the connection went down while reading
+                if tls is not None and tls.pending() > 0:
+                    continue
+                if not poller.poll(0):
+                    return
+        except Exception as exc:  # as aiomqtt's reader: a broken socket ends the connection
+            if not disconnected.done():
+                disconnected.set_exception(exc)
+
+    asyncio.get_running_loop().add_reader(fd, read)  # in place of aiomqtt's reader
+
+
 def _tune(client: aiomqtt.Client) -> None:
     """Settings aiomqtt does not expose, applied to each new connection."""
+    _read_in_bursts(client)
     # aiomqtt logs a warning per publish while more than 10 calls are pending: in a fan-out,
     # a log record for nearly every command
     client.pending_calls_threshold = 1 << 30

@@ -77,6 +77,9 @@ OFFLINE_AFTER_FAILURES = 3
 #: 100,000 unreachable devices do not keep the loop busy as if they were live
 OFFLINE_POLL_MAX = 300.0
 
+#: discovered devices recorded in the store at once
+FINDING_AT_ONCE = 4
+
 
 def _driver_settings(device: Device) -> tuple[Any, ...]:
     """What a running driver was built from: a change means a new driver."""
@@ -86,7 +89,10 @@ def _driver_settings(device: Device) -> tuple[Any, ...]:
 def _differs(old: DeviceStatus, new: DeviceStatus) -> bool:
     """Whether two statuses differ in anything but ``reported_at``."""
     a, b = old.__dict__, new.__dict__
-    return any(a[k] != b[k] for k in a if k != "reported_at")
+    if a["reported_at"] == b["reported_at"]:
+        return a != b
+    # two dict copies compared in C cost less than a comparison per field in Python
+    return {**a, "reported_at": None} != {**b, "reported_at": None}
 
 
 class DeviceSupervisor:
@@ -258,6 +264,13 @@ class Hub:
         self.poller = Poller()
         self.transports = Transports(settings)
         self.supervisors: dict[str, DeviceSupervisor] = {}
+        #: (vendor, serial) of every supervised device: a discovered device is looked up here
+        #: (a scan of the supervisors per birth was quadratic in the fleet at start-up)
+        self._identities: dict[tuple[str, str], str] = {}
+        #: identities being recorded as discovered (a device announcing itself again meanwhile
+        #: is not recorded twice); at most FINDING_AT_ONCE store lookups run at once
+        self._finding: set[tuple[str, str]] = set()
+        self._finding_slots = asyncio.Semaphore(FINDING_AT_ONCE)
         self._children: dict[str, set[str]] = {}  # parent device id -> supervised children
         self._store: Store | None = None
         self._registry: Registry | None = None
@@ -338,14 +351,6 @@ class Hub:
         self._recorder = EventRecorder(self.store, self.bus)
         self._recorder.start()
         self.monitor = await Monitor.start(self, recorder=self._recorder)
-        for plugin in self.plugins.loaded():
-            for service_cls in plugin.discoveries:
-                service = service_cls(self.settings, self.transports, self._found)
-                try:
-                    await service.start()
-                    self._discoveries.append(service)
-                except Exception:
-                    log.exception("discovery.failed", plugin=plugin.id)
         if self.settings.worker:
             from .workers import WorkerSet
 
@@ -365,6 +370,15 @@ class Hub:
         finally:
             if collecting:
                 gc.enable()
+        # after the supervisors: what announces itself is then known or new, not "not yet"
+        for plugin in self.plugins.loaded():
+            for service_cls in plugin.discoveries:
+                service = service_cls(self.settings, self.transports, self._found)
+                try:
+                    await service.start()
+                    self._discoveries.append(service)
+                except Exception:
+                    log.exception("discovery.failed", plugin=plugin.id)
         self.poller.start()
         self._watcher = asyncio.create_task(self._watch_registry(), name="registry-watch")
         if self.broadcasts is not None:
@@ -578,6 +592,7 @@ class Hub:
             await old.stop()
         sup = DeviceSupervisor(self, device)
         self.supervisors[device.id] = sup
+        self._identities[(device.vendor, device.serial)] = device.id
         if device.parent_id is not None:
             self._children.setdefault(device.parent_id, set()).add(device.id)
         try:
@@ -589,7 +604,12 @@ class Hub:
 
     async def unsupervise(self, device_id: str) -> None:
         sup = self.supervisors.pop(device_id, None)
+        if self._status_writer is not None:
+            self._status_writer.forget(device_id)
         if sup is not None:
+            identity = (sup.device.vendor, sup.device.serial)
+            if self._identities.get(identity) == device_id:
+                del self._identities[identity]
             if sup.device.parent_id is not None:
                 self._children.get(sup.device.parent_id, set()).discard(device_id)
             await sup.stop()
@@ -751,22 +771,30 @@ class Hub:
                 id=fast_id("evt"), at=utcnow(), device_id=device.id,
                 area_code=device.area_code, status=status, type="device.status"))
         if self._status_writer is not None:
-            self._status_writer.put(device.id, status)
+            self._status_writer.put(device.id, status, changed=changed)
 
     # -- discovery ----------------------------------------------------------------------------
 
     def _found(self, plugin_id: str, info: DeviceInfo, config: dict[str, Any]) -> None:
-        if any(s.device.serial == info.serial and s.device.vendor == info.vendor
-               for s in self.supervisors.values()):
+        identity = (info.vendor, info.serial)
+        if identity in self._identities or identity in self._finding:
             return
+        self._finding.add(identity)
         self.spawn(self._record_found(plugin_id, info, config))
 
     async def _record_found(self, plugin_id: str, info: DeviceInfo,
                             config: dict[str, Any]) -> None:
         try:
-            recorded = await self.registry.record_discovered(plugin_id, info, config)
+            async with self._finding_slots:  # a fleet announcing itself at once waits here,
+                # not for the store's connections (the status writer needs one too)
+                recorded = await self.registry.record_discovered(plugin_id, info, config)
         except IntegrityError:  # another worker recorded it at the same moment
             return
+        except Exception as exc:  # the store is away: the device's next birth tries again
+            log.warning("device.discovery_not_recorded", serial=info.serial, error=str(exc))
+            return
+        finally:
+            self._finding.discard((info.vendor, info.serial))
         if recorded:
             log.info("device.discovered", plugin=plugin_id, serial=info.serial,
                      model=info.model)

@@ -6,7 +6,7 @@ import os
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -15,6 +15,27 @@ class Model(BaseModel):
     """Base of every schema model: strict about unknown fields, immutable-friendly."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, ser_json_timedelta="float")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def evolved(model: M, changes: dict[str, Any]) -> M:
+    """``model.model_copy(update=changes)`` for changes already valid, at a third of its cost.
+
+    For the hub's per-message paths (a status with the presence the device announced): the
+    values are not validated again, exactly as with ``model_copy``; pydantic's copy goes
+    through :func:`copy.copy` for each of the model's slots, which showed in profiles.
+    """
+    cls = type(model)
+    new = cls.__new__(cls)
+    object.__setattr__(new, "__dict__", {**model.__dict__, **changes})
+    object.__setattr__(new, "__pydantic_fields_set__",
+                       model.__pydantic_fields_set__ | changes.keys())
+    extra, private = model.__pydantic_extra__, model.__pydantic_private__
+    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    object.__setattr__(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
 
 
 def utcnow() -> datetime:

@@ -22,7 +22,7 @@ from ...schemas import (
     DeviceStatus,
     IotClass,
 )
-from ...schemas.base import Identifier
+from ...schemas.base import Identifier, evolved
 from ...schemas.native import Birth, DeviceEvent, Presence, topic
 from .bus import DeviceChannel, NativeBus, NativeListener
 
@@ -160,8 +160,7 @@ class NativeSpeakerDriver(DeviceDriver, NativeListener):
         update: dict[str, object] = {"connectivity": connectivity}
         if chan.birth is not None:
             update["firmware"] = chan.birth.info.firmware
-        self.context.link.report_status((chan.status or DeviceStatus()).model_copy(
-            update=update))
+        self.context.link.report_status(evolved(chan.status or DeviceStatus(), update))
 
     def on_birth(self, birth: Birth) -> None:
         self._report(Connectivity.ONLINE)
