@@ -28,7 +28,7 @@ from .core.config import Settings, load_settings
 from .core.errors import TTCSError
 from .core.hub import Hub
 from .core.logging import configure
-from .schemas import DeviceKind, DeviceSpec, Group, parse_command
+from .schemas import DeviceKind, DeviceSpec, Group, GroupChanges, parse_command
 from .schemas.errors import explain
 
 EXIT_ERROR = 1
@@ -404,6 +404,27 @@ async def cmd_groups_list(args: argparse.Namespace, settings: Settings) -> int:
     return await with_hub(settings, work)
 
 
+async def cmd_groups_update(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(hub: Hub) -> int:
+        given = {k: v for k, v in (("name", args.name), ("description", args.description))
+                 if v is not None}
+        group = await hub.registry.update_group(args.id, GroupChanges(**given), actor())
+        emit_json(group.model_dump()) if args.json else print(
+            f"group {group.id}: {group.name}")
+        return 0
+
+    return await with_hub(settings, work)
+
+
+async def cmd_groups_remove(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(hub: Hub) -> int:
+        members = await hub.registry.delete_group(args.id, actor())
+        print(f"group {args.id} deleted ({members} devices were in it; they stay registered)")
+        return 0
+
+    return await with_hub(settings, work)
+
+
 async def cmd_groups_members(args: argparse.Namespace, settings: Settings) -> int:
     async def work(hub: Hub) -> int:
         if args.add:
@@ -591,6 +612,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--area")
     p.add_argument("--description")
     add(groups, "list", cmd_groups_list, "list groups")
+    p = add(groups, "update", cmd_groups_update, "rename a group or change its description")
+    p.add_argument("id")
+    p.add_argument("--name")
+    p.add_argument("--description")
+    p = add(groups, "remove", cmd_groups_remove, "delete a group (its devices stay)",
+            json_flag=False)
+    p.add_argument("id")
     p = add(groups, "members", cmd_groups_members, "show or change a group's devices")
     p.add_argument("id")
     p.add_argument("--add", nargs="+", metavar="DEVICE")

@@ -93,6 +93,12 @@ class _As:
     async def post(self, path: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
         return await self.rig.call("POST", "/api/v1" + path, token=self.token, **kw)
 
+    async def patch(self, path: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        return await self.rig.call("PATCH", "/api/v1" + path, token=self.token, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        return await self.rig.call("DELETE", "/api/v1" + path, token=self.token, **kw)
+
 
 def api_settings(tmp_path: Path, database_url: str, **api: Any) -> Settings:
     limits = {"login_per_account": Rate(count=1000, seconds=60),

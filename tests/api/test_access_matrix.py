@@ -46,7 +46,7 @@ UNSCOPED = {"plugin.read", "health.read", "token.own"}
 HUB_WIDE = {"audit.read"}
 #: requests that destroy what later cases use: run last
 DESTRUCTIVE = {"remove_device", "cancel_broadcast", "disable_user", "revoke_token",
-               "merge_areas"}
+               "merge_areas", "delete_group"}
 #: endpoints the matrix does not call, with the reason
 NOT_HERE = {"login": "public; rate limits and audit have their own tests",
             "openapi_document": "public", "api_page": "public", "api_page_asset": "public",
@@ -125,6 +125,8 @@ BUILDERS: dict[str, Builder] = {
     "create_group": lambda s, place: ("/groups", {"json": {
         "id": f"new-{place}", "name": "new", "area_code": PLACES[place]}}),
     "get_group": _obj("groups", "/groups/{}"),
+    "update_group": _obj("groups", "/groups/{}", json={"name": "renamed"}),
+    "delete_group": _obj("groups", "/groups/{}"),
     "change_members": lambda s, place: (f"/groups/{s.groups[place]}/members",
                                         {"json": {"add": [s.devices[place]]}}),
     "list_content": _listing("/content"),

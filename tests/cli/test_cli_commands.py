@@ -304,6 +304,43 @@ async def test_merging_a_ward_moves_its_villages_devices_and_groups(
     assert _one_line_error(err_again) == "error: no area '20014' to merge"
 
 
+# -- ttcs groups update / remove -----------------------------------------------------------------
+
+
+async def test_a_group_is_renamed_and_removed_and_its_devices_stay(
+        cli: Cli, speakers: list[str]) -> None:
+    await asyncio.gather(
+        cli.run("groups", "add", "ven-bien", "--name", "Ven biển", "--area", "19900"),
+        cli.run("devices", "add", "--plugin", "native", "--kind", "ip_speaker", "--area",
+                "19900", "--config", f"serial={speakers[3]}"))
+    device = f"native-{speakers[3].lower()}"
+    await cli.run("groups", "members", "ven-bien", "--add", device)
+
+    renamed = await cli.json("groups", "update", "ven-bien", "--name", "Loa ven biển")
+    assert (renamed["id"], renamed["name"]) == ("ven-bien", "Loa ven biển")
+    (_, err_nothing), (_, err_missing) = await asyncio.gather(
+        cli.fails("groups", "update", "ven-bien"),
+        cli.fails("groups", "update", "khong-co", "--name", "x"))
+    assert _one_line_error(err_nothing) == (
+        "error: nothing to change: give a name or a description")
+    assert _one_line_error(err_missing) == "error: no group 'khong-co'"
+    assert [(g["id"], g["name"], g["devices"]) for g in await cli.json("groups", "list")] == [
+        ("ven-bien", "Loa ven biển", 1)]
+
+    _, out, _ = await cli.run("groups", "remove", "ven-bien")
+    assert out.strip() == (
+        "group ven-bien deleted (1 devices were in it; they stay registered)")
+    groups, devices, audit = await asyncio.gather(
+        cli.json("groups", "list"), cli.json("devices", "list"),
+        cli.json("audit", "list", "--action", "group.delete"))
+    assert groups == []
+    assert [(d["id"], d["groups"]) for d in devices] == [(device, [])]
+    assert [(e["target"], e["outcome"], e["detail"]) for e in audit] == [
+        ("ven-bien", "ok", {"devices": 1})]
+    _, err_gone = await cli.fails("groups", "remove", "ven-bien")
+    assert _one_line_error(err_gone) == "error: no group 'ven-bien'"
+
+
 # -- ttcs devices import -------------------------------------------------------------------------
 
 

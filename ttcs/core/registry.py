@@ -32,6 +32,7 @@ from ..schemas import (
     DeviceStatus,
     DiscoveredDevice,
     Group,
+    GroupChanges,
     Location,
 )
 from ..schemas.errors import explain
@@ -761,6 +762,39 @@ class Registry:
             rows = (await s.execute(query)).scalars()
             return [(Group(id=r.id, name=r.name, area_code=r.area_code,
                            description=r.description), int(counts.get(r.id, 0))) for r in rows]
+
+    async def update_group(self, group_id: str, changes: GroupChanges, actor: str) -> Group:
+        """Rename a group or change its description (audited)."""
+        given = changes.model_dump(exclude_unset=True)
+        if not given:
+            raise InvalidInput("nothing to change: give a name or a description")
+        if "name" in given and given["name"] is None:
+            raise InvalidInput("a group's name cannot be removed, only changed")
+        async with self.store.sessions.begin() as s:
+            row = await s.get(GroupRow, group_id)
+            if row is None:
+                raise NotFound(f"no group '{group_id}'")
+            for key, value in given.items():
+                setattr(row, key, value)
+            await self.store.audit.record(actor, "group.update", group_id, session=s,
+                                          detail=given)
+            return Group(id=row.id, name=row.name, area_code=row.area_code,
+                         description=row.description)
+
+    async def delete_group(self, group_id: str, actor: str) -> int:
+        """Delete a group and its memberships (not its devices); returns how many devices it
+        held. Broadcasts already created keep their devices: targets are resolved when a
+        broadcast is created."""
+        async with self.store.sessions.begin() as s:
+            row = await s.get(GroupRow, group_id)
+            if row is None:
+                raise NotFound(f"no group '{group_id}'")
+            members = _count(await s.execute(
+                delete(DeviceGroupRow).where(DeviceGroupRow.group_id == group_id)))
+            await s.delete(row)
+            await self.store.audit.record(actor, "group.delete", group_id, session=s,
+                                          detail={"devices": members})
+        return members
 
     async def set_membership(self, group_id: str, device_ids: Sequence[str], actor: str, *,
                              member: bool = True) -> None:

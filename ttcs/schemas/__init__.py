@@ -51,6 +51,7 @@ from .device import (
     DeviceStatus,
     DiscoveredDevice,
     Group,
+    GroupChanges,
     Location,
     PowerSource,
 )
@@ -77,7 +78,8 @@ __all__ = [
     "Connectivity", "ConnectivityEvent", "Content", "ContentKind", "Device",
     "DeviceChanges", "DeviceDiscoveredEvent", "DeviceInfo", "DeviceKind", "DeviceSpec",
     "DeviceStatus",
-    "DeviceStatusEvent", "DiscoveredDevice", "Event", "Group", "Identifier", "IotClass",
+    "DeviceStatusEvent", "DiscoveredDevice", "Event", "Group", "GroupChanges", "Identifier",
+    "IotClass",
     "IssuingLevel", "Location", "MediaRef", "Model", "PlayCommand", "PlayEvent", "PlayPhase",
     "PluginManifest", "PowerCommand", "PowerSource", "Protocol", "RebootCommand", "Schedule",
     "ScheduleEntry", "ScheduleKind", "ScreenshotCommand", "SetBrightnessCommand",

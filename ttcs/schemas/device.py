@@ -193,3 +193,11 @@ class Group(Model):
     name: str = Field(min_length=1, max_length=200)
     area_code: Identifier | None = Field(default=None, description="owning area, for scoping")
     description: str | None = None
+
+
+class GroupChanges(Model):
+    """What may change on a group: its name and description (not its id, nor its owning
+    area, which decides who may use it). Only the fields given change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ....schemas import Group, Model
+from ....schemas import Group, GroupChanges, Model
 from ....schemas.api import Page
 from ....schemas.base import Identifier
 from ...access.policy import Action, Target
@@ -61,6 +61,20 @@ async def _group(call: Call) -> Target:
 async def get_group(call: Call) -> GroupInfo:
     group, count = await call.hub.registry.get_group(call.path["id"])
     return GroupInfo(group=group, devices=count)
+
+
+@endpoint("PATCH", "/groups/{id}", tag="groups", action=Action.GROUP_WRITE,
+          summary="Rename a group or change its description", body=GroupChanges,
+          response=Group, target=_group)
+async def update_group(call: Call) -> Group:
+    return await call.hub.registry.update_group(call.path["id"], call.body, call.actor)
+
+
+@endpoint("DELETE", "/groups/{id}", tag="groups", action=Action.GROUP_WRITE, status=204,
+          summary="Delete a group (its devices stay; broadcasts already made keep theirs)",
+          target=_group)
+async def delete_group(call: Call) -> None:
+    await call.hub.registry.delete_group(call.path["id"], call.actor)
 
 
 async def _members(call: Call) -> Target:
