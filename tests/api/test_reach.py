@@ -1,6 +1,7 @@
 """A bulletin issued above a commune and sent to its speakers may be read from the commune —
-the broadcast (with the commune's own part of the figures) and its content — but not changed
-from there; a commune it does not reach still sees nothing of it."""
+the broadcast (with the commune's own part of the figures) and its content, both also in the
+commune's listings — but not changed from there; a commune it does not reach still sees
+nothing of it."""
 
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ async def test_a_commune_reads_the_provinces_bulletin_on_its_speakers_and_only_i
     status, content, _ = await operator.get(f"/content/{content_id}")
     assert status == 200, content
     assert content["content"]["id"] == content_id and content["dispatchable"] is True
+    status, items, _ = await operator.get("/content")
+    assert status == 200
+    listed_ids = [c["id"] for c in items["items"]]
+    assert content_id in listed_ids and seeded.content["own"] in listed_ids
+    assert seeded.content["foreign"] not in listed_ids  # another commune's own bulletin
 
     status, coverage, _ = await operator.get(f"/broadcasts/{broadcast_id}/coverage")
     assert status == 200, coverage
@@ -66,6 +72,8 @@ async def test_a_commune_the_bulletin_does_not_reach_is_refused_it(rig: ApiRig) 
         assert status == 403, (path, problem)
     status, listed, _ = await operator.get("/broadcasts")
     assert status == 200 and broadcast_id not in [b["id"] for b in listed["items"]]
+    status, items, _ = await operator.get("/content")
+    assert status == 200 and content_id not in [c["id"] for c in items["items"]]
 
 
 def test_reach_opens_reads_only() -> None:

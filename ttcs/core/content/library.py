@@ -57,7 +57,14 @@ from ..errors import (
 from ..plugins import PluginManager
 from ..registry import Registry
 from ..store import Store
-from ..store.tables import ContentDecisionRow, ContentRow, SigningKeyRow
+from ..store.tables import (
+    BroadcastRow,
+    BroadcastTargetRow,
+    ContentDecisionRow,
+    ContentRow,
+    DeviceRow,
+    SigningKeyRow,
+)
 from . import signing
 from .approvers import Approver, ApproverBook, check_area_fits_level
 from .media import LocalMediaStore, MediaStore, StoredMedia
@@ -177,12 +184,20 @@ class ContentLibrary:
     async def list_content(self, *, state: ApprovalState | str | None = None,
                            area: str | None = None, limit: int | None = None,
                            offset: int = 0) -> list[Content]:
-        """Items, newest first; ``area`` keeps those owned by that area or below it."""
+        """Items, newest first; ``area`` keeps those owned by that area or below it, and those
+        broadcast to its devices (a province's bulletin on a commune's speakers is the
+        commune's to read, as the broadcast is)."""
         query = select(ContentRow).order_by(ContentRow.created_at.desc(), ContentRow.id)
         if state is not None:
             query = query.where(ContentRow.state == ApprovalState(state).value)
         if area is not None:
-            query = query.where(ContentRow.area_code.in_(await self.registry.subtree(area)))
+            covered = await self.registry.subtree(area)
+            reaching = (select(BroadcastRow.content_id)
+                        .join(BroadcastTargetRow,
+                              BroadcastTargetRow.broadcast_id == BroadcastRow.id)
+                        .join(DeviceRow, DeviceRow.id == BroadcastTargetRow.device_id)
+                        .where(DeviceRow.area_code.in_(covered)))
+            query = query.where(ContentRow.area_code.in_(covered) | ContentRow.id.in_(reaching))
         query = query.offset(offset)
         if limit is not None:
             query = query.limit(limit)
