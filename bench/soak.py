@@ -3,6 +3,7 @@ fault injection, watched for what grows or stalls.
 
     python bench/soak.py [--minutes 10] [--speakers 500] [--polled 100] [--poll-interval 15]
                          [--broadcast-every 60] [--fault-every 45] [--database URL]
+                         [--tracemalloc N]
 
 The fleet: ``--speakers`` native MQTT speakers (``native_load.py``: a few paho connections in
 a process of their own, on a private Mosquitto) and ``--polled`` VangTech HTTP speakers
@@ -22,7 +23,10 @@ Printed as one JSON line:
   share is expected);
 - ``outbox_backlog``: rows still pending or waiting for a retry at the end, and the largest
   backlog seen at a broadcast;
-- ``command_results``: device acknowledgements by status; ``polls``: poller runs and skips.
+- ``command_results``: device acknowledgements by status; ``polls``: poller runs and skips;
+- with ``--tracemalloc N``: ``traced_growth``, what Python allocated after the first minute
+  and still held at the end, in total and at the N places (innermost ``ttcs`` frame of the
+  allocation) that grew most.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +103,30 @@ async def prepare(hub: Hub, native: list[str], vang: VangLoad, poll_interval: fl
     return item.id
 
 
+def grown(first: tracemalloc.Snapshot, top: int) -> dict[str, Any]:
+    """What Python allocated since ``first`` and still holds: the total, and the ``top``
+    places (allocation stacks' innermost frames in ``ttcs``, else the innermost) by growth."""
+    last = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = last.compare_to(first, "traceback")
+    total = sum(st.size_diff for st in stats)
+
+    def where(st: tracemalloc.StatisticDiff) -> str:
+        frames = list(st.traceback)
+        ours = [f for f in frames if "/ttcs/" in f.filename] or frames
+        return f"{ours[0].filename.split('/site-packages/')[-1]}:{ours[0].lineno}"
+
+    by_place: dict[str, list[int]] = {}
+    for st in stats:
+        entry = by_place.setdefault(where(st), [0, 0])
+        entry[0] += st.size_diff
+        entry[1] += st.count_diff
+    ranked = sorted(by_place.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"total_kib": round(total / 1024),
+            "top": [{"at": at, "kib": round(size / 1024), "blocks": count}
+                    for at, (size, count) in ranked]}
+
+
 async def backlog(hub: Hub) -> int:
     async with hub.store.sessions() as s:
         return int((await s.execute(select(func.count()).where(
@@ -133,6 +162,9 @@ async def soak(args: argparse.Namespace, broker: Mosquitto, speakers: SpeakerLoa
         await asyncio.sleep(max(5.0, args.poll_interval))  # all polled once, all online
         hub.bus.subscribe(on_event)
         ticker = asyncio.create_task(tick())
+        if args.tracemalloc:
+            tracemalloc.start(4)
+        first_snapshot: tracemalloc.Snapshot | None = None
         rss0 = rss_mib()
         samples = [round(rss0)]
         polled = list(vang.urls)
@@ -167,6 +199,8 @@ async def soak(args: argparse.Namespace, broker: Mosquitto, speakers: SpeakerLoa
             if now >= next_sample:
                 samples.append(round(rss_mib()))
                 next_sample += 60
+                if args.tracemalloc and first_snapshot is None:  # after a minute's warm-up
+                    first_snapshot = tracemalloc.take_snapshot()
             await asyncio.sleep(0.5)
         ticker.cancel()
         await asyncio.sleep(min(30.0, args.broadcast_every))  # let the last one finish
@@ -176,6 +210,7 @@ async def soak(args: argparse.Namespace, broker: Mosquitto, speakers: SpeakerLoa
             for state, count in (await hub.broadcasts.deliveries(broadcast_id)).items():
                 states[state] = states.get(state, 0) + count
         rss1 = rss_mib()
+        growth = grown(first_snapshot, args.tracemalloc) if first_snapshot else None
         jobs = [j for s in hub.supervisors if (j := hub.poller.job(s)) is not None]
         return {
             "minutes": args.minutes, "native_speakers": len(native), "polled": len(polled),
@@ -191,7 +226,8 @@ async def soak(args: argparse.Namespace, broker: Mosquitto, speakers: SpeakerLoa
             "polls": {"runs": sum(j.runs for j in jobs), "skipped": sum(j.skipped for j in jobs),
                       "paced": sum(j.paced for j in jobs)},
             "database": "postgresql" if args.database and "postgres" in args.database
-            else "sqlite"}
+            else "sqlite",
+            **({"traced_growth": growth} if growth is not None else {})}
     finally:
         await runner.cleanup()
         await hub.stop()
@@ -201,6 +237,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="length (default 10)")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                        help="trace allocations from the first minute on and report the N "
+                        "places that grew most (slows the hub)")
     parser.add_argument("--speakers", type=int, default=500, help="native MQTT speakers")
     parser.add_argument("--polled", type=int, default=100, help="VangTech HTTP speakers")
     parser.add_argument("--poll-interval", type=float, default=15.0, help="seconds")
