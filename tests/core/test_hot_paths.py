@@ -22,7 +22,7 @@ from tests.support.content import TestContentGate
 from tests.support.wait import eventually
 from ttcs.adapters.mqtt import MqttConnection, MqttEndpoint
 from ttcs.core.config import Settings
-from ttcs.core.dispatch import Dispatcher, DispatchSettings, RowState
+from ttcs.core.dispatch import Dispatcher, RowState
 from ttcs.core.hub import Hub
 from ttcs.core.recorder import StatusWriter
 from ttcs.core.store.tables import DeviceStateRow, EventRow, OutboxRow
@@ -233,30 +233,23 @@ async def test_the_planner_commits_an_emergency_once_with_a_valid_command_per_de
 
 
 async def test_a_broadcast_created_in_the_hub_is_planned_without_waiting_for_a_round(
-        settings: Settings, amqtt_url: str) -> None:
-    gate = await TestContentGate().start()
-    hub = Hub(settings.model_copy(update={"mqtt_url": amqtt_url}), content=gate,
-              dispatch=DispatchSettings(plan_interval=3600, sync_interval=3600))
-    await hub.start()
-    try:
-        await hub.registry.import_areas(SAMPLE_AREAS, "test")
-        await _register(hub, 3, prefix="WAKE")
-        gate.add_audio("alert", 5.0, level="emergency")
-        await asyncio.sleep(0.5)  # the planner's first round is over: the next is in an hour
+        idle_planner: tuple[Hub, TestContentGate]) -> None:
+    hub, gate = idle_planner
+    await hub.registry.import_areas(SAMPLE_AREAS, "test")
+    await _register(hub, 3, prefix="WAKE")
+    gate.add_audio("alert", 5.0, level="emergency")
+    await asyncio.sleep(0.5)  # the planner's first round is over: the next is in an hour
+    assert hub.broadcasts is not None
+    plan = await hub.broadcasts.create(Broadcast(
+        id=new_id("bc"), content_id="alert", targets=Targets(areas=["20101"]),
+        schedule=Schedule(kind="now")), "duty")
+
+    async def queued() -> bool:
         assert hub.broadcasts is not None
-        plan = await hub.broadcasts.create(Broadcast(
-            id=new_id("bc"), content_id="alert", targets=Targets(areas=["20101"]),
-            schedule=Schedule(kind="now")), "duty")
+        counts = await hub.broadcasts.deliveries(plan.broadcast.id)
+        return sum(counts.values()) == 3
 
-        async def queued() -> bool:
-            assert hub.broadcasts is not None
-            counts = await hub.broadcasts.deliveries(plan.broadcast.id)
-            return sum(counts.values()) == 3
-
-        await eventually(queued, timeout=20)
-    finally:
-        await hub.stop()
-        await gate.stop()
+    await eventually(queued, timeout=20)
 
 
 async def test_the_mqtt_connection_sends_without_nagle_and_delivers_a_burst(
