@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
@@ -44,10 +45,12 @@ class StatusWriter:
         self._interval = interval
         self._unchanged_interval = unchanged_interval
         self._pending: dict[str, DeviceStatus] = {}
-        #: latest status of devices whose status changed nothing but its time, and when
-        #: (monotonic) each device's status was last taken for a write
+        #: latest status of devices whose status changed nothing but its time
         self._unchanged: dict[str, DeviceStatus] = {}
-        self._taken_at: dict[str, float] = {}
+        #: when (monotonic) each device's status was last taken for a write, oldest first, for
+        #: the devices written within the unchanged interval: the stale ones are a prefix, so
+        #: a flush looks at those only, not at every quiet device of the fleet
+        self._taken_at: OrderedDict[str, float] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._writes = WritesInFlight()
         self.writes = 0
@@ -55,8 +58,8 @@ class StatusWriter:
     def put(self, device_id: str, status: DeviceStatus, *, changed: bool = True) -> None:
         """Queue ``status`` for the store; ``changed=False`` when it differs from the last
         one only by ``reported_at`` (then it is written within the unchanged interval)."""
-        if changed or device_id in self._pending:
-            self._pending[device_id] = status
+        if changed or device_id in self._pending or device_id not in self._taken_at:
+            self._pending[device_id] = status  # (not written for a while: due now)
             self._unchanged.pop(device_id, None)
         else:
             self._unchanged[device_id] = status
@@ -69,14 +72,16 @@ class StatusWriter:
 
     def _take_stale(self) -> None:
         """Move to the pending batch the unchanged statuses not written for a while."""
-        if not self._unchanged:
-            return
-        now = time.monotonic()
-        limit = now - self._unchanged_interval
+        limit = time.monotonic() - self._unchanged_interval
         taken_at = self._taken_at
-        stale = [d for d in self._unchanged if taken_at.get(d, 0.0) <= limit]
-        for device_id in stale:
-            self._pending[device_id] = self._unchanged.pop(device_id)
+        while taken_at:
+            device_id = next(iter(taken_at))
+            if taken_at[device_id] > limit:
+                return
+            del taken_at[device_id]  # its next status, changed or not, is due at once
+            status = self._unchanged.pop(device_id, None)
+            if status is not None:
+                self._pending[device_id] = status
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="status-writer")
@@ -114,6 +119,7 @@ class StatusWriter:
         now = time.monotonic()
         for device_id in batch:
             self._taken_at[device_id] = now
+            self._taken_at.move_to_end(device_id)
         # in device order: workers writing overlapping devices at once then wait for each
         # other's row locks instead of deadlocking
         rows = [{"b_device": device_id, "b_connectivity": status.connectivity.value,
