@@ -401,7 +401,7 @@ class Hub:
             gc.unfreeze()  # (collectable again once this hub lets go of them)
         self.started = False
         if self._watcher is not None:
-            await cancel_and_wait(self._watcher, "plugin watcher")
+            await cancel_and_wait(self._watcher, "registry watch")
             self._watcher = None
         for service in self._discoveries:
             with contextlib.suppress(Exception):
@@ -421,6 +421,7 @@ class Hub:
         await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
                              return_exceptions=True)
         self.supervisors.clear()
+        self._identities.clear()
         if self._background:  # short jobs (a firmware update, a child's poll): let them end
             await asyncio.wait(set(self._background), timeout=5)
         await cancel_and_wait(list(self._background), "hub background")
