@@ -7,14 +7,14 @@ from collections.abc import Callable
 import aiomqtt
 
 from tests.support.wait import eventually
-from ttcs.adapters.mqtt import MqttConnection, MqttEndpoint
+from ttcs.adapters.mqtt import Message, MqttConnection, MqttEndpoint
 from ttcs.testing.mosquitto import Mosquitto
 
 
-def _recorder(into: list[tuple[str, bytes]]) -> Callable[[aiomqtt.Message], None]:
-    def record(message: aiomqtt.Message) -> None:
+def _recorder(into: list[tuple[str, bytes]]) -> Callable[[Message], None]:
+    def record(message: Message) -> None:
         payload = message.payload
-        into.append((message.topic.value, payload if isinstance(payload, bytes)
+        into.append((message.topic, payload if isinstance(payload, bytes)
                      else str(payload).encode()))
 
     return record

@@ -262,10 +262,8 @@ async def test_the_mqtt_connection_sends_without_nagle_and_delivers_a_burst(
     sender = MqttConnection(endpoint)
     await sender.start(wait=10)
     try:
-        client = sender._client
-        assert client is not None
-        sock = client._client.socket()
-        assert isinstance(sock, socket.socket)
+        sock = sender.socket()
+        assert sock is not None
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         await asyncio.gather(*(sender.publish(f"hot/burst/{n}", f"{n}", qos=1)
                                for n in range(3000)))  # each waits for its PUBACK

@@ -1,7 +1,7 @@
 """The boundary where library exceptions become the hub's own (see :mod:`ttcs.core.errors`).
 
 Every adapter wraps its library calls in one of these context managers, so no caller above
-``ttcs.adapters`` ever has to catch an aiomqtt, aiohttp, pymodbus or pysnmp exception.
+``ttcs.adapters`` ever has to catch an MQTT, aiohttp, pymodbus or pysnmp exception.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-import aiomqtt
-
 from ..core.errors import AuthFailed, DeviceTimeout, DeviceUnreachable, ProtocolError
+from .mqtt_wire import MqttCodeError, MqttError
 
 T = TypeVar("T")
 
@@ -25,15 +24,15 @@ _MQTT_AUTH_CODES = {4, 5, 134, 135}
 def mqtt_auth_failed(exc: BaseException) -> bool:
     rc = getattr(exc, "rc", None)
     value = getattr(rc, "value", rc)
-    return isinstance(exc, aiomqtt.MqttCodeError) and value in _MQTT_AUTH_CODES
+    return isinstance(exc, MqttCodeError) and value in _MQTT_AUTH_CODES
 
 
 @contextmanager
 def map_mqtt_errors(what: str) -> Iterator[None]:
-    """Translate aiomqtt/socket errors raised while doing ``what``."""
+    """Translate MQTT/socket errors raised while doing ``what``."""
     try:
         yield
-    except aiomqtt.MqttError as exc:
+    except MqttError as exc:
         if mqtt_auth_failed(exc):
             raise AuthFailed(f"{what}: broker refused the credentials ({exc})") from exc
         if "timed out" in str(exc).lower():

@@ -2,8 +2,9 @@
 
 One :class:`MqttConnection` per broker serves every driver that talks through it: handlers
 subscribe to topic filters, the connection re-subscribes after every reconnect, and reconnects
-with exponential backoff and jitter (leaving and re-entering ``async with aiomqtt.Client``).
-Losing and regaining the broker is logged once each, not once per attempt.
+with exponential backoff and jitter (a new :class:`~ttcs.adapters.mqtt_wire.Session` each
+time). Losing and regaining the broker is logged once each, not once per attempt. The wire
+protocol is the hub's own (:mod:`ttcs.adapters.mqtt_wire`; why, there).
 """
 
 from __future__ import annotations
@@ -11,17 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import select
-import socket
 import ssl
 import uuid
+from asyncio.trsock import TransportSocket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import aiomqtt
-import paho.mqtt.client as paho
 import structlog
 from pydantic import SecretStr
 
@@ -29,13 +26,14 @@ from ..aio import wait_event
 from ..core.config import redact_url
 from ..core.errors import AuthFailed, ConfigError, DeviceError, DeviceUnreachable
 from .errors import map_mqtt_errors
+from .mqtt_wire import SUBSCRIBE, UNSUBSCRIBE, Message, MqttError, Session, Will
 
 log = structlog.get_logger("ttcs.mqtt")
 
 #: seconds a stopping connection waits for its run loop (DISCONNECT) before it gives up
 STOP_TIMEOUT = 5.0
 
-Handler = Callable[[aiomqtt.Message], Awaitable[None] | None]
+Handler = Callable[[Message], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -79,32 +77,14 @@ class MqttEndpoint:
         user = f"{self.username}:***@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
 
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "hostname": self.host, "port": self.port, "username": self.username,
-            "password": self.password.get_secret_value() if self.password else None,
-            "protocol": (aiomqtt.ProtocolVersion.V5 if self.version == 5
-                         else aiomqtt.ProtocolVersion.V311),
-        }
-        if self.tls:
-            context = ssl.create_default_context(cafile=self.ca_file)
-            if self.insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            kwargs["tls_context"] = context
-        return kwargs
-
-
-class _DirectQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's documented ``queue_type`` hook, used to hand each message to the router as
-    soon as paho decodes it, instead of queueing it for an ``async for`` that costs a task and
-    a wait per message. Nothing is ever queued: the connection's ``async for`` only wakes when
-    the connection drops."""
-
-    sink: Callable[[aiomqtt.Message], None]
-
-    def put_nowait(self, item: aiomqtt.Message) -> None:
-        self.sink(item)
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
 
 @dataclass
@@ -137,10 +117,11 @@ class MqttConnection:
     """One long-lived client connection with reconnect, re-subscribe and topic routing."""
 
     def __init__(self, endpoint: MqttEndpoint, *, client_id: str | None = None,
-                 will: aiomqtt.Will | None = None, keepalive: int = 30,
+                 will: Will | None = None, keepalive: int = 30,
                  on_connect: Callable[[], Awaitable[None]] | None = None,
                  backoff: tuple[float, float] = (0.5, 30.0), clean_session: bool = True,
-                 **client_options: Any) -> None:
+                 max_inflight_messages: int | None = None,
+                 connect_timeout: float = 10.0) -> None:
         self.endpoint = endpoint
         self.client_id = client_id or f"ttcs-{uuid.uuid4().hex[:12]}"
         self._will = will
@@ -148,11 +129,11 @@ class MqttConnection:
         self._on_connect = on_connect
         self._backoff = backoff
         self._clean_session = clean_session
-        client_options.setdefault("max_inflight_messages", MAX_INFLIGHT)
-        self._options = client_options
+        self._max_inflight = max_inflight_messages or MAX_INFLIGHT
+        self._connect_timeout = connect_timeout
         self._subs: dict[str, _Subscription] = {}
         self._routes: dict[str, list[_Subscription]] = {}  # topic -> matching subscriptions
-        self._client: aiomqtt.Client | None = None
+        self._session: Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._handler_tasks: set[asyncio.Future[None]] = set()
@@ -186,14 +167,16 @@ class MqttConnection:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            # bounded: a broker that never answers DISCONNECT must not keep the hub from
-            # stopping (the connection is dropped with the loop then)
+            # bounded: a broker that never answers must not keep the hub from stopping
             done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not done:
                 log.warning("mqtt.stop_timeout", broker=self.endpoint.display,
                             seconds=STOP_TIMEOUT)
             elif not task.cancelled() and task.exception() is not None:
                 log.debug("mqtt.stopped_with_error", error=str(task.exception()))
+        session, self._session = self._session, None
+        if session is not None:
+            session.abort()
         self.connected.clear()
 
     def drop(self) -> None:
@@ -202,61 +185,75 @@ class MqttConnection:
         Used by simulators to model a cut cable or power loss; the run loop reconnects unless
         stopped.
         """
-        client = self._client
-        if client is not None:
-            sock = client._client.socket()
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        if self._session is not None:
+            self._session.abort()
+
+    def socket(self) -> TransportSocket | None:
+        """The current connection's socket (None while down)."""
+        return None if self._session is None else self._session.socket()
 
     async def _run(self) -> None:
         delay = self._backoff[0]
         down_logged = False
+        endpoint = self.endpoint
         while not self._stopping:
+            session: Session | None = None
             try:
-                with map_mqtt_errors(f"broker {self.endpoint.display}"):
-                    queue = self._direct_queue()
-                    async with aiomqtt.Client(
-                            identifier=self.client_id, will=self._will, keepalive=self._keepalive,
-                            queue_type=queue,
-                            clean_session=(self._clean_session
-                                           if self.endpoint.version != 5 else None),
-                            **self.endpoint.client_kwargs(), **self._options) as client:
-                        self._client = client
-                        _tune(client)
-                        for sub in list(self._subs.values()):
-                            await client.subscribe(sub.filter, qos=sub.qos)
-                        self.connects += 1
-                        self.last_error = None
-                        self.connected.set()
-                        if down_logged:
-                            log.info("mqtt.restored", broker=self.endpoint.display,
-                                     client=self.client_id)
-                            down_logged = False
-                        delay = self._backoff[0]
-                        if self._on_connect is not None:
-                            await self._on_connect()
-                        async for _ in client.messages:  # returns only by raising on loss
-                            pass
+                with map_mqtt_errors(f"broker {endpoint.display}"):
+                    session = await Session.open(
+                        endpoint.host, endpoint.port, self.client_id, on_message=self._dispatch,
+                        version=endpoint.version, keepalive=self._keepalive,
+                        clean=self._clean_session or endpoint.version == 5,
+                        username=endpoint.username,
+                        password=(endpoint.password.get_secret_value() if endpoint.password
+                                  else None),
+                        will=self._will, tls=endpoint.tls_context(),
+                        max_inflight=self._max_inflight, timeout=self._connect_timeout)
+                    self._session = session
+                    if self._subs:
+                        await self._subscribe(session, [(s.filter, s.qos)
+                                                        for s in self._subs.values()])
+                    self.connects += 1
+                    self.last_error = None
+                    self.connected.set()
+                    if down_logged:
+                        log.info("mqtt.restored", broker=endpoint.display,
+                                 client=self.client_id)
+                        down_logged = False
+                    delay = self._backoff[0]
+                    if self._on_connect is not None:
+                        await self._on_connect()
+                    await asyncio.shield(session.closed)  # returns only by raising on loss
             except asyncio.CancelledError:
+                if session is not None:
+                    await session.disconnect()
                 raise
             except DeviceError as exc:
                 self.last_error = exc
-            except Exception as exc:  # aiomqtt internals can raise odd errors on a dead socket
-                self.last_error = DeviceUnreachable(f"broker {self.endpoint.display}: {exc!r}")
+            except Exception as exc:  # one bad connection must not end the reconnecting
+                self.last_error = DeviceUnreachable(f"broker {endpoint.display}: {exc!r}")
             finally:
-                self._client = None
+                if session is not None:
+                    session.abort()
+                self._session = None
                 self.connected.clear()
             if self._stopping:
                 break
             if not down_logged:
-                log.warning("mqtt.lost", broker=self.endpoint.display, client=self.client_id,
+                log.warning("mqtt.lost", broker=endpoint.display, client=self.client_id,
                             reason=str(self.last_error))
                 down_logged = True
             if isinstance(self.last_error, AuthFailed):
                 delay = self._backoff[1]  # hammering a broker with bad credentials helps no one
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
+
+    async def _subscribe(self, session: Session, filters: list[tuple[str, int]]) -> None:
+        codes = await session.request(SUBSCRIBE, filters)
+        for (name, _), code in zip(filters, codes, strict=False):
+            if code >= 0x80:
+                log.warning("mqtt.subscribe_refused", broker=self.endpoint.display,
+                            filter=name, code=code)
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -277,9 +274,11 @@ class MqttConnection:
         # in place before the broker answers: retained messages may be routed before the
         # SUBACK wakes this coroutine
         sub.handlers.append(handler)
-        if self._client is not None and self.connected.is_set():
-            with contextlib.suppress(aiomqtt.MqttError), map_mqtt_errors("subscribe"):
-                await self._client.subscribe(topic_filter, qos=sub.qos)
+        session = self._session
+        if session is not None and self.connected.is_set():
+            # a connection lost meanwhile subscribes everything again when it is back
+            with contextlib.suppress(MqttError), map_mqtt_errors("subscribe"):
+                await self._subscribe(session, [(topic_filter, sub.qos)])
 
     async def unsubscribe(self, topic_filter: str, handler: Handler) -> None:
         sub = self._subs.get(topic_filter)
@@ -290,23 +289,15 @@ class MqttConnection:
         if not sub.handlers:
             del self._subs[topic_filter]
             self._routes.clear()
-            if self._client is not None and self.connected.is_set():
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await self._client.unsubscribe(topic_filter)
+            session = self._session
+            if session is not None and self.connected.is_set():
+                with contextlib.suppress(MqttError):
+                    await session.request(UNSUBSCRIBE, [(topic_filter, 0)])
 
-    def _direct_queue(self) -> type[_DirectQueue]:
-        sink = self._dispatch
-
-        class Queue(_DirectQueue):
-            pass
-
-        Queue.sink = staticmethod(sink)
-        return Queue
-
-    def _dispatch(self, message: aiomqtt.Message) -> None:
+    def _dispatch(self, message: Message) -> None:
         """Route one message to the handlers of every matching filter. Handlers run inline
         (keep them quick); an async handler's coroutine becomes a task."""
-        topic = message.topic.value
+        topic = message.topic
         subs = self._routes.get(topic)
         if subs is None:  # matched once per topic, not once per message
             if len(self._routes) >= ROUTES_CACHED:
@@ -321,7 +312,7 @@ class MqttConnection:
                         self._handler_tasks.add(task)
                         task.add_done_callback(self._handler_done)
                 except Exception:  # one bad handler must not kill the connection
-                    log.exception("mqtt.handler_failed", topic=str(message.topic))
+                    log.exception("mqtt.handler_failed", topic=topic)
 
     def _handler_done(self, task: asyncio.Future[None]) -> None:
         self._handler_tasks.discard(task)
@@ -332,48 +323,25 @@ class MqttConnection:
 
     async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1,
                       retain: bool = False, timeout: float = 5.0) -> None:
-        """Publish; waits up to ``timeout`` for a connection and for the broker's ack."""
+        """Publish; waits up to ``timeout`` for a connection and for the broker's ack.
+
+        A message still queued behind the in-flight window when ``timeout`` passes is taken
+        off the queue (never sent); one on the wire may still arrive."""
         if not self.connected.is_set():
             await self.wait_connected(timeout)
-        client = self._client
-        if client is None:
+        session = self._session
+        if session is None or not session.is_open:
             raise self.last_error or DeviceUnreachable(f"broker {self.endpoint.display} is down")
         with map_mqtt_errors(f"publish to {self.endpoint.display}"):
-            pending: dict[int, Any] | None = getattr(client, "_pending_publishes", None)
-            if pending is None:  # pragma: no cover - another aiomqtt: its own publish
-                await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+            done = session.publish(topic, payload, qos, retain)
+            if done is None:
                 return
-            # aiomqtt's publish counts every pending call on each publish (a list of them
-            # built per call: quadratic in a fan-out) and wraps the wait in a task; this is
-            # the same protocol — paho's publish, then aiomqtt's on_publish callback marks
-            # the message id done — with a future and a timeout in this task.
-            info = client._client.publish(topic, payload, qos, retain)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-            if qos == 0 or info.is_published():
-                return
-            done = _Published(asyncio.get_running_loop().create_future())
-            pending[info.mid] = done
             try:
                 async with asyncio.timeout(timeout):
-                    await done.future
+                    await done
             except TimeoutError:
-                raise aiomqtt.MqttError("Operation timed out") from None
-            finally:
-                pending.pop(info.mid, None)
-
-
-class _Published:
-    """What aiomqtt's on_publish callback calls ``set()`` on when the broker acknowledged."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-
-    def set(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+                done.cancel()
+                raise MqttError("Operation timed out") from None
 
 
 #: topics whose matching subscriptions are remembered (one entry per device topic seen)
@@ -384,60 +352,4 @@ ROUTES_CACHED = 200_000
 MAX_INFLIGHT = 1000
 
 
-#: packets read at most each time the socket wakes the loop (see :func:`_read_in_bursts`)
-READ_BURST = 256
-
-
-def _read_in_bursts(client: aiomqtt.Client) -> None:
-    """Read every packet waiting on the socket when it wakes the loop, not one.
-
-    aiomqtt's reader calls paho's ``loop_read``, which reads one packet unless QoS 1/2
-    messages are in flight; a status flood then cost a trip through the event loop (a
-    selector call, a handle, the timers) per message, about as much as the hub's own work on
-    it. paho keeps no read buffer, so the socket itself says whether another packet is
-    there (a TLS socket may hold decrypted bytes: ``pending``). The burst is bounded, so a
-    flood on one connection cannot keep the loop from everything else.
-    """
-    paho_client = client._client
-    sock = paho_client.socket()
-    if sock is None:
-        return
-    fd = sock.fileno()
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    disconnected = client._disconnected
-    tls = sock if isinstance(sock, ssl.SSLSocket) else None
-
-    def read() -> None:
-        try:
-            for _ in range(READ_BURST):
-                paho_client.loop_read()
-                if paho_client.socket() is not sock:
-                    return  # the connection went down while reading
-                if tls is not None and tls.pending() > 0:
-                    continue
-                if not poller.poll(0):
-                    return
-        except Exception as exc:  # as aiomqtt's reader: a broken socket ends the connection
-            if not disconnected.done():
-                disconnected.set_exception(exc)
-
-    asyncio.get_running_loop().add_reader(fd, read)  # in place of aiomqtt's reader
-
-
-def _tune(client: aiomqtt.Client) -> None:
-    """Settings aiomqtt does not expose, applied to each new connection."""
-    _read_in_bursts(client)
-    # aiomqtt logs a warning per publish while more than 10 calls are pending: in a fan-out,
-    # a log record for nearly every command
-    client.pending_calls_threshold = 1 << 30
-    sock = client._client.socket()
-    if isinstance(sock, socket.socket):  # (TLS sockets too: SSLSocket is one)
-        # Nagle's algorithm holds a small packet until the previous one is acknowledged;
-        # with delayed ACKs a request/answer exchange (command, PUBACK, ack) waited ~40 ms
-        # per step. MQTT packets are small and latency is what matters.
-        with contextlib.suppress(OSError, AttributeError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-__all__ = ["MqttConnection", "MqttEndpoint"]
+__all__ = ["Message", "MqttConnection", "MqttEndpoint", "Will"]

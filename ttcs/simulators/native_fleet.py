@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import aiomqtt
 
-from ..adapters.mqtt import MqttConnection, MqttEndpoint
+from ..adapters.mqtt import Message, MqttConnection, MqttEndpoint
 from ..core.config import DEFAULT_MQTT_PORT
 from ..schemas import (
     Activity,
@@ -66,8 +65,7 @@ class FleetConnection(SimulatedDevice):
     async def start(self) -> None:
         self._conn = MqttConnection(MqttEndpoint.from_url(self.broker_url),
                                     client_id=f"fleet-{self.serial}", keepalive=60,
-                                    on_connect=self._announce, max_inflight_messages=1000,
-                                    max_queued_outgoing_messages=0)
+                                    on_connect=self._announce, max_inflight_messages=1000)
         await self._conn.subscribe("ttcs/v1/dev/+/cmd", self._on_command)
         await self._conn.start(wait=10)
 
@@ -100,8 +98,8 @@ class FleetConnection(SimulatedDevice):
         return DeviceStatus(activity=Activity.IDLE, volume=self.devices[serial].volume,
                             firmware="1.4.2")
 
-    async def _on_command(self, message: aiomqtt.Message) -> None:
-        serial = str(message.topic).split("/")[3]
+    async def _on_command(self, message: Message) -> None:
+        serial = message.topic.split("/")[3]
         device = self.devices.get(serial)
         if device is None:
             return

@@ -29,11 +29,10 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-import aiomqtt
 import structlog
 from pydantic import SecretStr, ValidationError
 
-from ..adapters.mqtt import MqttConnection, MqttEndpoint
+from ..adapters.mqtt import Message, MqttConnection, MqttEndpoint, Will
 from ..core.config import DEFAULT_MQTT_PORT
 from ..schemas import (
     Activity,
@@ -102,7 +101,7 @@ class NativeSpeaker(SimulatedDevice):
         if self._password_override is not None:
             endpoint = dataclasses.replace(endpoint, username=endpoint.username or self.serial,
                                            password=SecretStr(self._password_override))
-        will = aiomqtt.Will(topic(self.serial, "conn"),
+        will = Will(topic(self.serial, "conn"),
                             Presence(online=False, reason="will").model_dump_json(),
                             qos=1, retain=True)
         self._conn = MqttConnection(endpoint, client_id=f"dev-{self.serial}", will=will,
@@ -172,7 +171,7 @@ class NativeSpeaker(SimulatedDevice):
             payload = "\x00\xff{not json" + "#" * random.randint(0, 40)
         await self._conn.publish(topic(self.serial, leaf), payload, retain=retain, timeout=5)
 
-    async def _on_command(self, message: aiomqtt.Message) -> None:
+    async def _on_command(self, message: Message) -> None:
         if self.has(Fault.HANG):
             return
         raw = message.payload if isinstance(message.payload, bytes | bytearray) else b""

@@ -38,10 +38,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import aiomqtt
 from pydantic import SecretStr, ValidationError
 
-from ..adapters.mqtt import MqttConnection, MqttEndpoint
+from ..adapters.mqtt import Message, MqttConnection, MqttEndpoint, Will
 from ..aio import wait_event
 from ..core.config import DEFAULT_MQTT_PORT
 from ..plugins.saokhue import protocol as wire
@@ -188,7 +187,7 @@ class SaoKhueStation(SimulatedDevice):
         if self._password_override is not None:
             endpoint = dataclasses.replace(endpoint, username=endpoint.username or self.serial,
                                            password=SecretStr(self._password_override))
-        will = aiomqtt.Will(wire.up_topic(self.serial, "online"),
+        will = Will(wire.up_topic(self.serial, "online"),
                             wire.dumps(wire.Presence(on=0, ly_do="lwt")), qos=1, retain=True)
         self._conn = MqttConnection(endpoint, client_id=f"skr-{self.serial}", will=will,
                                     keepalive=int(max(5, min(120, self.heartbeat * 2))),
@@ -308,7 +307,7 @@ class SaoKhueStation(SimulatedDevice):
 
     # -- commands -----------------------------------------------------------------------------
 
-    async def _on_command(self, message: aiomqtt.Message) -> None:
+    async def _on_command(self, message: Message) -> None:
         if self.has(Fault.HANG) or not self.powered:
             return
         raw = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""

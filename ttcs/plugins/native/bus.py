@@ -12,11 +12,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiomqtt
 import structlog
 from pydantic import ValidationError
 
-from ...adapters.mqtt import MqttConnection
+from ...adapters.mqtt import Message, MqttConnection
 from ...core.errors import ProtocolError
 from ...schemas import CommandResult, DeviceStatus
 from ...schemas.native import PREFIX, Birth, DeviceEvent, Presence
@@ -93,8 +92,8 @@ class NativeBus:
             chan = self.channels[serial] = DeviceChannel(serial)
         return chan
 
-    def _on_message(self, message: aiomqtt.Message) -> None:
-        parts = str(message.topic).split("/")
+    def _on_message(self, message: Message) -> None:
+        parts = message.topic.split("/")
         if len(parts) != 5:
             return
         serial, leaf = parts[3], parts[4]

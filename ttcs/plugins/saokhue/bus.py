@@ -16,11 +16,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiomqtt
 import structlog
 from pydantic import ValidationError
 
-from ...adapters.mqtt import MqttConnection
+from ...adapters.mqtt import Message, MqttConnection
 from ...aio import cancel_and_wait, wait_event
 from ...core.errors import ProtocolError
 from ...schemas import CommandResult, Connectivity
@@ -164,8 +163,8 @@ class StationBus:
 
     # -- routing ------------------------------------------------------------------------------
 
-    def _on_message(self, message: aiomqtt.Message) -> None:
-        parts = message.topic.value.split("/")
+    def _on_message(self, message: Message) -> None:
+        parts = message.topic.split("/")
         if len(parts) != 5:
             return
         serial, leaf = parts[3], parts[4]
