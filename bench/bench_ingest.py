@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from common import emit, start_flood
+from common import emit, start_publisher
 
 from ttcs.core.config import Settings
 from ttcs.core.hub import Hub
@@ -50,7 +50,7 @@ def floor(port: int, serials: list[str], seconds: float) -> dict[str, float]:
     sub.loop_start()
     time.sleep(0.5)
     topics, payloads = status_payloads(serials)
-    proc, ready, count = start_flood(port, topics, payloads, seconds)
+    proc, ready, _, count = start_publisher(port, topics, payloads, seconds=seconds)
     time.sleep(1.0)
     ready.set()
     start = time.monotonic()
@@ -101,7 +101,7 @@ async def hub_phase(broker: Mosquitto, serials: list[str], seconds: float) -> di
     startup = time.monotonic() - t0
     await asyncio.sleep(2)
     topics, payloads = status_payloads(serials)
-    proc, ready, sent = start_flood(broker.port, topics, payloads, seconds)
+    proc, ready, _, sent = start_publisher(broker.port, topics, payloads, seconds=seconds)
     await asyncio.sleep(1.0)
     # Every status the hub took (parsed, validated, applied to state and the status writer);
     # a status equal to the last one but for its time publishes no event, so counting

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_ingest import announce, floor, status_payloads
-from common import ROOT, emit
+from common import ROOT, emit, start_publisher
 
 from ttcs.core.config import Settings
 from ttcs.core.hub import Hub
@@ -46,38 +45,9 @@ ADMIN = os.environ.get("TTCS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/po
 HEARTBEAT = 1.0
 
 
-def _paced(port: int, topics: list[str], payloads: list[bytes], rate: float, ready: Any,
-           stop: Any, count: Any) -> None:
-    import paho.mqtt.client as paho
-
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"load-{os.getpid()}")
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    ready.wait()
-    sent, n, batch = 0, len(topics), 50
-    start = time.monotonic()
-    while not stop.is_set():
-        for _ in range(batch):
-            i = sent % n
-            client.publish(topics[i], payloads[i], qos=0)
-            sent += 1
-        ahead = sent / rate - (time.monotonic() - start)
-        if ahead > 0:
-            time.sleep(ahead)
-    client.loop_stop()
-    client.disconnect()
-    count.value = sent
-
-
 def start_load(port: int, serials: list[str], rate: float) -> tuple[Any, Any, Any, Any]:
-    ctx = mp.get_context("spawn")
-    ready, stop, count = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
     topics, payloads = status_payloads(serials)
-    proc = ctx.Process(target=_paced, args=(port, topics, payloads, rate, ready, stop, count),
-                       daemon=True)
-    proc.start()
-    return proc, ready, stop, count
+    return start_publisher(port, topics, payloads, rate=rate)
 
 
 async def _alive(store: Store, count: int, devices: int) -> list[dict[str, Any]] | None:

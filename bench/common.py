@@ -41,35 +41,61 @@ def emit(name: str, **figures: Any) -> None:
         fh.write(line + "\n")
 
 
-def _flood(port: int, topics: list[str], payloads: list[bytes], seconds: float,
-           ready: Any, count: Any) -> None:
-    import paho.mqtt.client as paho
+def _publisher(port: int, topics: list[str], payloads: list[bytes], seconds: float | None,
+               rate: float | None, ready: Any, stop: Any, count: Any) -> None:
+    """Publish ``payloads`` round-robin on ``topics`` at QoS 0, for ``seconds`` or until
+    ``stop``, at ``rate`` per second or as fast as the socket takes them.
 
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"flood-{os.getpid()}")
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    The PUBLISH packets are encoded once, before the clock starts, and written straight to a
+    socket in batches (the hub's own encoder, :mod:`ttcs.adapters.mqtt_wire`): a load
+    generator that spends ~1 µs per message leaves the machine to the broker and to what is
+    measured. (paho here cost ~35 µs per message, so the generator, not the hub, set the
+    pace of a flood.)"""
+    import socket
+
+    from ttcs.adapters.mqtt_wire import check_topic, connect_packet, publish_packet
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(connect_packet(f"load-{os.getpid()}", version=4, keepalive=0, clean=True,
+                                username=None, password=None, will=None))
+    connack = sock.recv(4)
+    if connack[:1] != b"\x20" or connack[3:4] != b"\x00":
+        raise RuntimeError(f"broker refused the load generator: {connack!r}")
+    packets = [publish_packet(check_topic(t), p, 0, False, 0, False)
+               for t, p in zip(topics, payloads, strict=True)]
+    batch = 100
+    chunks = [(b"".join(packets[i:i + batch]), len(packets[i:i + batch]))
+              for i in range(0, len(packets), batch)]
     ready.wait()
-    sent = 0
-    end = time.monotonic() + seconds
-    n = len(topics)
-    while time.monotonic() < end:
-        for _ in range(200):
-            i = sent % n
-            client.publish(topics[i], payloads[i], qos=0)
-            sent += 1
-        time.sleep(0)
-    client.loop_stop()
-    client.disconnect()
+    sent = k = 0
+    start = time.monotonic()
+    end = start + seconds if seconds is not None else float("inf")
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= end:
+            break
+        chunk, size = chunks[k % len(chunks)]
+        sock.sendall(chunk)
+        sent += size
+        k += 1
+        if rate is not None:
+            ahead = sent / rate - (now - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    sock.sendall(b"\xe0\x00")  # DISCONNECT
+    sock.close()
     count.value = sent
 
 
-def start_flood(port: int, topics: list[str], payloads: list[bytes], seconds: float
-                ) -> tuple[mp.Process, Any, Any]:
-    """A separate process publishing round-robin as fast as paho can; set ``ready`` to go."""
+def start_publisher(port: int, topics: list[str], payloads: list[bytes], *,
+                    seconds: float | None = None, rate: float | None = None
+                    ) -> tuple[mp.Process, Any, Any, Any]:
+    """A separate process publishing (see :func:`_publisher`); set ``ready`` to start it,
+    ``stop`` to end it; ``count`` says how many it sent once it ended."""
     ctx = mp.get_context("spawn")
-    ready, count = ctx.Event(), ctx.Value("q", 0)
-    proc = ctx.Process(target=_flood, args=(port, topics, payloads, seconds, ready, count),
-                       daemon=True)
+    ready, stop, count = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+    proc = ctx.Process(target=_publisher, args=(port, topics, payloads, seconds, rate, ready,
+                                                stop, count), daemon=True)
     proc.start()
-    return proc, ready, count
+    return proc, ready, stop, count
