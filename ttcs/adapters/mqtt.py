@@ -332,16 +332,25 @@ class MqttConnection:
         session = self._session
         if session is None or not session.is_open:
             raise self.last_error or DeviceUnreachable(f"broker {self.endpoint.display} is down")
-        with map_mqtt_errors(f"publish to {self.endpoint.display}"):
+        try:
             done = session.publish(topic, payload, qos, retain)
             if done is None:
                 return
+            # a timer on the future, not asyncio.timeout: this runs once per command of a
+            # fan-out, and the context manager cost more than the publish itself
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, done)
             try:
-                async with asyncio.timeout(timeout):
-                    await done
-            except TimeoutError:
-                done.cancel()
-                raise MqttError("Operation timed out") from None
+                await done
+            finally:
+                timer.cancel()
+        except MqttError as exc:
+            with map_mqtt_errors(f"publish to {self.endpoint.display}"):
+                raise exc from None
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():  # (a queued message given up on is never sent: see Session.publish)
+        future.set_exception(MqttError("Operation timed out"))
 
 
 #: topics whose matching subscriptions are remembered (one entry per device topic seen)
