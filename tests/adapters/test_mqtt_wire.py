@@ -286,3 +286,18 @@ async def test_a_publish_given_up_while_queued_is_never_sent() -> None:
         await connection.publish("q/c", b"C", timeout=5)
         await connection.stop()
     assert seen == [b"A", b"C"]
+
+
+async def test_what_was_published_before_a_drop_still_leaves(mosquitto: Mosquitto) -> None:
+    """A device that answers and then loses its link (a reboot, a cut cable) sends the
+    answer first: writes waiting for the end of the loop's turn go out before the abort."""
+    got: list[Message] = []
+    listener = await _open(mosquitto, got, client_id="wire-listener")
+    try:
+        await listener.request(SUBSCRIBE, [("wire/last/#", 1)])
+        device = await _open(mosquitto, [], client_id="wire-device")
+        device.publish("wire/last/ack", b"accepted", qos=1)
+        device.abort()
+        await eventually(lambda: [m.payload for m in got] == [b"accepted"])
+    finally:
+        await listener.disconnect()

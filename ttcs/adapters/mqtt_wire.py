@@ -369,8 +369,10 @@ class Session(asyncio.Protocol):
             transport.abort()
 
     def abort(self) -> None:
-        """Close without DISCONNECT (the broker then publishes the will)."""
+        """Close without DISCONNECT (the broker then publishes the will). What was written
+        before is sent first, as a device's last packets leave before its link drops."""
         if self.transport is not None:
+            self._write_now()
             self.transport.abort()
 
     @property
