@@ -34,7 +34,7 @@ import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from sqlalchemy import Table, Text, bindparam, cast, select, update
@@ -102,6 +102,27 @@ OPEN_STATES = (RowState.PENDING, RowState.RETRY)
 UNDELIVERED_STATES = (RowState.EXPIRED, RowState.FAILED, RowState.CANCELLED)
 
 
+class DueRow:
+    """What the sender needs of an outbox row: read as columns, not as an ORM object (2,000
+    ORM rows cost ~0.4 s of the loop in a fan-out's first batch, before anything was sent)."""
+
+    __slots__ = ("attempts", "command", "content_id", "device_id", "expires_at", "level_rank",
+                 "seq")
+    COLUMNS: ClassVar[tuple[Any, ...]] = (
+        OutboxRow.seq, OutboxRow.device_id, OutboxRow.command, OutboxRow.attempts,
+        OutboxRow.expires_at, OutboxRow.content_id, OutboxRow.level_rank)
+
+    def __init__(self, seq: int, device_id: str, command: dict[str, Any], attempts: int,
+                 expires_at: datetime | None, content_id: str | None, level_rank: int) -> None:
+        self.seq = seq
+        self.device_id = device_id
+        self.command = command
+        self.attempts = attempts
+        self.expires_at = expires_at
+        self.content_id = content_id
+        self.level_rank = level_rank
+
+
 @dataclass
 class DispatchSettings:
     plan_interval: float = 1.0
@@ -160,6 +181,10 @@ class Dispatcher:
         #: once more and the unique idempotency key drops the duplicates.
         self._planned: dict[str, set[str]] = {}
         self._refused: dict[str, None] = {}  # deliveries refused and recorded, oldest first
+        #: broadcast -> its targets as (device, commune): written once when the broadcast is
+        #: created and never changed, so read once while the broadcast is being planned
+        #: rather than every round (10,000 rows a second for an emergency in its window)
+        self._targets: dict[str, list[tuple[str, str]]] = {}
         self._unsubscribe = hub.bus.subscribe(self._on_event)
         self.sent = 0
         self.syncs = 0  # rounds of sync_local_schedules
@@ -222,21 +247,29 @@ class Dispatcher:
         await self._finish_past(broadcasts, now)
         if not relevant:
             return 0
+        for gone in set(self._targets) - set(relevant):
+            del self._targets[gone]
         async with self.store.sessions() as s:
-            # columns, not ORM objects: this runs every round for every active broadcast
-            targets = (await s.execute(select(
-                BroadcastTargetRow.broadcast_id, BroadcastTargetRow.device_id,
-                BroadcastTargetRow.commune_code).where(
-                BroadcastTargetRow.broadcast_id.in_(list(relevant))))).all()
+            unread = [bid for bid in relevant if bid not in self._targets]
+            if unread:  # (columns, not ORM objects)
+                for bid in unread:
+                    self._targets[bid] = []
+                for bid, device_id, commune in await s.execute(select(
+                        BroadcastTargetRow.broadcast_id, BroadcastTargetRow.device_id,
+                        BroadcastTargetRow.commune_code).where(
+                        BroadcastTargetRow.broadcast_id.in_(unread))):
+                    self._targets[bid].append((device_id, commune))
+            # offers change (a commune accepts or declines): read every round
             offers = {(o.broadcast_id, o.commune_code): o for o in (await s.execute(
                 select(OfferRow).where(OfferRow.broadcast_id.in_(list(relevant))))).scalars()}
+        accepted = {key for key, o in offers.items() if o.state == OfferState.ACCEPTED}
         by_device: dict[str, set[str]] = defaultdict(set)
         commune_of: dict[str, str] = {}
-        for t in targets:
-            offer = offers.get((t.broadcast_id, t.commune_code))
-            if offer is not None and offer.state == OfferState.ACCEPTED:
-                by_device[t.device_id].add(t.broadcast_id)
-                commune_of[t.device_id] = t.commune_code
+        for bid in relevant:
+            for device_id, commune in self._targets[bid]:
+                if (bid, commune) in accepted:
+                    by_device[device_id].add(bid)
+                    commune_of[device_id] = commune
         groups: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
         for device_id, bids in by_device.items():
             groups[(commune_of[device_id], frozenset(bids))].append(device_id)
@@ -561,15 +594,15 @@ class Dispatcher:
                         continue
                     seen.add(device_id)  # one per device per round keeps per-device order
                     chosen.append(seq)
-                rows: list[OutboxRow] = []
+                rows: list[DueRow] = []
                 for start in range(0, len(chosen), 500):
-                    rows += (await s.execute(select(OutboxRow).where(
-                        OutboxRow.seq.in_(chosen[start:start + 500])))).scalars()
+                    rows += [DueRow(*r) for r in await s.execute(select(*DueRow.COLUMNS).where(
+                        OutboxRow.seq.in_(chosen[start:start + 500])))]
             rows.sort(key=lambda r: (-r.level_rank, r.seq))
             for row in rows:  # theirs until their result is flushed
                 self._in_flight.add(row.device_id)
                 self._unflushed.add(row.seq)
-        picked: list[OutboxRow] = []
+        picked: list[DueRow] = []
         for row in rows:
             if row.expires_at is not None and row.expires_at < now:
                 self._record(row, RowState.EXPIRED, error="expired before it could be delivered")
@@ -585,7 +618,7 @@ class Dispatcher:
             task.add_done_callback(_log_crash)
         return len(picked) - len(refused)
 
-    async def _refuse_unapproved(self, rows: list[OutboxRow]) -> set[int]:
+    async def _refuse_unapproved(self, rows: list[DueRow]) -> set[int]:
         """Check approval once per content item in the batch; refuse rows that fail."""
         verdict: dict[str, str | None] = {}
         for content_id in {r.content_id for r in rows if r.content_id}:
@@ -603,7 +636,7 @@ class Dispatcher:
                 self._record(row, RowState.REFUSED, error=reason)
         return refused
 
-    async def _send(self, row: OutboxRow) -> None:
+    async def _send(self, row: DueRow) -> None:
         async with self._slots:
             command = parse_command(row.command)
             try:
@@ -629,7 +662,7 @@ class Dispatcher:
                 RowState.DONE)
             self._record(row, state, result=result)
 
-    def _failed(self, row: OutboxRow, command: Command, exc: DeviceError, *,
+    def _failed(self, row: DueRow, command: Command, exc: DeviceError, *,
                 publish: bool = True) -> None:
         attempts = row.attempts + 1
         retry_at = datetime.now(UTC) + timedelta(seconds=backoff_delay(
@@ -646,7 +679,7 @@ class Dispatcher:
             self._record(row, RowState.FAILED if not exc.retryable else RowState.EXPIRED,
                          error=str(exc), attempts=attempts)
 
-    def _record(self, row: OutboxRow, state: str, *, result: CommandResult | None = None,
+    def _record(self, row: DueRow, state: str, *, result: CommandResult | None = None,
                 error: str | None = None, attempts: int | None = None,
                 next_attempt_at: datetime | None = None) -> None:
         self._unflushed.add(row.seq)
