@@ -301,3 +301,18 @@ async def test_what_was_published_before_a_drop_still_leaves(mosquitto: Mosquitt
         await eventually(lambda: [m.payload for m in got] == [b"accepted"])
     finally:
         await listener.disconnect()
+
+
+async def test_a_large_payload_arriving_in_many_reads_is_whole(mosquitto: Mosquitto) -> None:
+    got: list[Message] = []
+    session = await _open(mosquitto, got, client_id="wire-large")
+    try:
+        await session.request(SUBSCRIBE, [("wire/large", 1)])
+        payload = bytes(range(256)) * (4 * 4096)  # 4 MiB: a remaining length of 4 bytes
+        done = session.publish("wire/large", payload, qos=1)
+        assert done is not None
+        await done
+        await eventually(lambda: len(got) == 1, timeout=20)
+        assert got[0].payload == payload
+    finally:
+        await session.disconnect()

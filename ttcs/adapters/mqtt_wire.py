@@ -277,6 +277,7 @@ class Session(asyncio.Protocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
         self._unwritten: list[bytes] = []
+        self._needed = 0  # bytes the packet at the start of the buffer needs, when known
         self._connack: asyncio.Future[tuple[bool, dict[int, Any]]] | None = None
         self._acks: dict[int, asyncio.Future[Any]] = {}  # SUBACK/UNSUBACK waiters by mid
         self._inflight: dict[int, _Outgoing] = {}
@@ -505,8 +506,11 @@ class Session(asyncio.Protocol):
         buffer = self._buffer
         if buffer:
             buffer += data
+            if len(buffer) < self._needed:
+                return  # a large packet still arriving: not parsed again per chunk
             data = bytes(buffer)
             buffer.clear()
+        self._needed = 0
         acks: list[bytes] = []
         pos, size = 0, len(data)
         try:
@@ -533,6 +537,7 @@ class Session(asyncio.Protocol):
                         break
                 end = start + length
                 if end > size:
+                    self._needed = end - pos
                     break
                 if first >> 4 == PUBLISH:
                     self._on_publish(first, data, start, end, acks)
