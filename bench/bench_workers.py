@@ -2,7 +2,7 @@
 uplink through an MQTT 5 shared subscription on an external Mosquitto, with PostgreSQL as
 the store, against the bare-subscriber floor on the same broker.
 
-    python bench/bench_workers.py [--devices 2000] [--seconds 10] [--rate 12000]
+    python bench/bench_workers.py [--devices 2000] [--seconds 10] [--rate 60000]
                                   [--workers 1,2,4]
 
 The load is a paced publisher (``--rate`` status messages per second, QoS 0, round-robin over
@@ -137,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=12000.0,
+    parser.add_argument("--rate", type=float, default=60000.0,
                         help="status messages offered per second")
     parser.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")],
                         default=[1, 2, 4])
