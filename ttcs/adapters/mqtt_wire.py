@@ -393,6 +393,8 @@ class Session(asyncio.Protocol):
     def _tick(self) -> None:
         now = time.monotonic()
         half = self._keepalive / 2
+        if self.transport is None or self.transport.is_closing():
+            return  # closing: connection_lost ends the session
         if self._ping_sent is not None and now - self._ping_sent > self._keepalive:
             self._end(MqttError(f"no PINGRESP within {self._keepalive:g} s"))
             return
