@@ -102,25 +102,22 @@ OPEN_STATES = (RowState.PENDING, RowState.RETRY)
 UNDELIVERED_STATES = (RowState.EXPIRED, RowState.FAILED, RowState.CANCELLED)
 
 
+@dataclass(slots=True)
 class DueRow:
     """What the sender needs of an outbox row: read as columns, not as an ORM object (2,000
     ORM rows cost ~0.4 s of the loop in a fan-out's first batch, before anything was sent)."""
 
-    __slots__ = ("attempts", "command", "content_id", "device_id", "expires_at", "level_rank",
-                 "seq")
     COLUMNS: ClassVar[tuple[Any, ...]] = (
         OutboxRow.seq, OutboxRow.device_id, OutboxRow.command, OutboxRow.attempts,
         OutboxRow.expires_at, OutboxRow.content_id, OutboxRow.level_rank)
 
-    def __init__(self, seq: int, device_id: str, command: dict[str, Any], attempts: int,
-                 expires_at: datetime | None, content_id: str | None, level_rank: int) -> None:
-        self.seq = seq
-        self.device_id = device_id
-        self.command = command
-        self.attempts = attempts
-        self.expires_at = expires_at
-        self.content_id = content_id
-        self.level_rank = level_rank
+    seq: int
+    device_id: str
+    command: dict[str, Any]
+    attempts: int
+    expires_at: datetime | None
+    content_id: str | None
+    level_rank: int
 
 
 @dataclass
