@@ -65,7 +65,7 @@ _PROPERTY_TYPES = {
 }
 RECEIVE_MAXIMUM, SERVER_KEEP_ALIVE, REASON_STRING = 0x21, 0x13, 0x1F
 
-_CONNACK_TEXT = {
+_CODE_TEXT = {  # CONNACK return codes (3.1.1) and reason codes (5)
     1: "unacceptable protocol version", 2: "client identifier rejected",
     3: "server unavailable", 4: "bad user name or password", 5: "not authorised",
     0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
@@ -86,7 +86,7 @@ class MqttCodeError(MqttError):
 
     def __init__(self, rc: int, what: str) -> None:
         self.rc = rc
-        super().__init__(f"{what}: {_CONNACK_TEXT.get(rc, 'code')} ({rc:#04x})")
+        super().__init__(f"{what}: {_CODE_TEXT.get(rc, 'code')} ({rc:#04x})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +177,10 @@ def connect_packet(client_id: str, *, version: int, keepalive: int, clean: bool,
 
 
 def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, mid: int,
-                   v5: bool, dup: bool = False) -> bytes:
-    """``topic`` as :func:`check_topic` encoded it."""
+                   v5: bool) -> bytes:
+    """``topic`` as :func:`check_topic` encoded it. (Never a DUP: nothing is resent.)"""
     body = topic + (mid.to_bytes(2, "big") if qos else b"") + (b"\x00" if v5 else b"")
-    return packet(0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0),
-                  body + payload)
+    return packet(0x30 | (qos << 1) | (1 if retain else 0), body + payload)
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -232,10 +231,20 @@ def read_properties(data: bytes, pos: int) -> tuple[dict[int, Any], int]:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A variable byte integer at ``pos`` inside a whole packet: (value, end)."""
+    read = _partial_varint(data, pos)
+    if read is None:
+        raise MalformedPacket("variable byte integer runs past the packet")
+    return read
+
+
+def _partial_varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    """A variable byte integer at ``pos``: (value, end), or None if ``data`` ends first
+    (more bytes are yet to arrive); longer than 4 bytes is malformed."""
     value = shift = 0
     for _ in range(4):
         if pos >= len(data):
-            raise MalformedPacket("variable byte integer runs past the packet")
+            return None
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -311,7 +320,7 @@ class Session(asyncio.Protocol):
                 session._write(connect_packet(client_id, version=version, keepalive=keepalive,
                                               clean=clean, username=username,
                                               password=password, will=will))
-                _, properties = await asyncio.shield(session._connack)
+                _, properties = await session._connack
             except BaseException:
                 session.abort()
                 raise
@@ -495,7 +504,7 @@ class Session(asyncio.Protocol):
         try:
             self._write(packet((kind << 4) | 0x02, bytes(body)))
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(future)
+                return await future
         except TimeoutError:
             raise MqttError("Operation timed out") from None
         finally:
@@ -521,22 +530,10 @@ class Session(asyncio.Protocol):
                 length = data[pos + 1]
                 start = pos + 2
                 if length & 0x80:  # a remaining length of more than one byte (§2.2.3)
-                    length &= 0x7F
-                    shift = 7
-                    while True:
-                        if start >= size:
-                            length = -1  # the length itself is not all here yet
-                            break
-                        byte = data[start]
-                        start += 1
-                        length |= (byte & 0x7F) << shift
-                        if byte < 0x80:
-                            break
-                        shift += 7
-                        if shift > 21:
-                            raise MalformedPacket("remaining length longer than 4 bytes")
-                    if length < 0:
-                        break
+                    read = _partial_varint(data, pos + 1)
+                    if read is None:
+                        break  # the length itself is not all here yet
+                    length, start = read
                 end = start + length
                 if end > size:
                     self._needed = end - pos
