@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from ..core.errors import AuthFailed, DeviceTimeout, DeviceUnreachable, ProtocolError
-from .mqtt_wire import MqttCodeError, MqttError
+from ..core.errors import AuthFailed, DeviceError, DeviceTimeout, DeviceUnreachable, ProtocolError
+from .mqtt_wire import MqttCodeError, MqttError, MqttTimeout
 
 T = TypeVar("T")
 
@@ -21,10 +21,14 @@ T = TypeVar("T")
 _MQTT_AUTH_CODES = {4, 5, 134, 135}
 
 
-def mqtt_auth_failed(exc: BaseException) -> bool:
-    rc = getattr(exc, "rc", None)
-    value = getattr(rc, "value", rc)
-    return isinstance(exc, MqttCodeError) and value in _MQTT_AUTH_CODES
+def mqtt_error(exc: MqttError, what: str) -> DeviceError:
+    """The hub's error for an MQTT failure while doing ``what`` (for hot paths that catch
+    :class:`MqttError` themselves rather than enter :func:`map_mqtt_errors` every time)."""
+    if isinstance(exc, MqttCodeError) and exc.rc in _MQTT_AUTH_CODES:
+        return AuthFailed(f"{what}: broker refused the credentials ({exc})")
+    if isinstance(exc, MqttTimeout):
+        return DeviceTimeout(f"{what}: {exc}")
+    return DeviceUnreachable(f"{what}: {exc}")
 
 
 @contextmanager
@@ -33,11 +37,7 @@ def map_mqtt_errors(what: str) -> Iterator[None]:
     try:
         yield
     except MqttError as exc:
-        if mqtt_auth_failed(exc):
-            raise AuthFailed(f"{what}: broker refused the credentials ({exc})") from exc
-        if "timed out" in str(exc).lower():
-            raise DeviceTimeout(f"{what}: {exc}") from exc
-        raise DeviceUnreachable(f"{what}: {exc}") from exc
+        raise mqtt_error(exc, what) from exc
     except ssl.SSLError as exc:
         raise DeviceUnreachable(f"{what}: TLS failed ({exc.reason or exc})") from exc
     except TimeoutError as exc:

@@ -17,6 +17,7 @@ import uuid
 from asyncio.trsock import TransportSocket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
@@ -25,8 +26,8 @@ from pydantic import SecretStr
 from ..aio import wait_event
 from ..core.config import redact_url
 from ..core.errors import AuthFailed, ConfigError, DeviceError, DeviceUnreachable
-from .errors import map_mqtt_errors
-from .mqtt_wire import SUBSCRIBE, UNSUBSCRIBE, Message, MqttError, Session, Will
+from .errors import map_mqtt_errors, mqtt_error
+from .mqtt_wire import SUBSCRIBE, UNSUBSCRIBE, Message, MqttError, MqttTimeout, Session, Will
 
 log = structlog.get_logger("ttcs.mqtt")
 
@@ -76,6 +77,16 @@ class MqttEndpoint:
         scheme = "mqtts" if self.tls else "mqtt"
         user = f"{self.username}:***@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
+
+    async def session(self, client_id: str, *, on_message: Callable[[Message], None],
+                      version: int | None = None, **options: Any) -> Session:
+        """A new connection to this broker with its credentials and TLS (see
+        :meth:`Session.open` for ``options``); ``version`` overrides the URL's."""
+        return await Session.open(
+            self.host, self.port, client_id, on_message=on_message,
+            version=version or self.version, username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            tls=self.tls_context(), **options)
 
     def tls_context(self) -> ssl.SSLContext | None:
         if not self.tls:
@@ -200,14 +211,9 @@ class MqttConnection:
             session: Session | None = None
             try:
                 with map_mqtt_errors(f"broker {endpoint.display}"):
-                    session = await Session.open(
-                        endpoint.host, endpoint.port, self.client_id, on_message=self._dispatch,
-                        version=endpoint.version, keepalive=self._keepalive,
-                        clean=self._clean_session or endpoint.version == 5,
-                        username=endpoint.username,
-                        password=(endpoint.password.get_secret_value() if endpoint.password
-                                  else None),
-                        will=self._will, tls=endpoint.tls_context(),
+                    session = await endpoint.session(
+                        self.client_id, on_message=self._dispatch, keepalive=self._keepalive,
+                        clean=self._clean_session or endpoint.version == 5, will=self._will,
                         max_inflight=self._max_inflight, timeout=self._connect_timeout)
                     self._session = session
                     if self._subs:
@@ -338,19 +344,18 @@ class MqttConnection:
                 return
             # a timer on the future, not asyncio.timeout: this runs once per command of a
             # fan-out, and the context manager cost more than the publish itself
-            timer = asyncio.get_running_loop().call_later(timeout, _expire, done)
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, done, timeout)
             try:
                 await done
             finally:
                 timer.cancel()
         except MqttError as exc:
-            with map_mqtt_errors(f"publish to {self.endpoint.display}"):
-                raise exc from None
+            raise mqtt_error(exc, f"publish to {self.endpoint.display}") from exc
 
 
-def _expire(future: asyncio.Future[None]) -> None:
+def _expire(future: asyncio.Future[None], timeout: float) -> None:
     if not future.done():  # (a queued message given up on is never sent: see Session.publish)
-        future.set_exception(MqttError("Operation timed out"))
+        future.set_exception(MqttTimeout(f"no PUBACK within {timeout:g} s"))
 
 
 #: topics whose matching subscriptions are remembered (one entry per device topic seen)

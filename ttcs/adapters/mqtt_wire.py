@@ -81,6 +81,10 @@ class MqttError(Exception):
     """The connection or an operation on it failed."""
 
 
+class MqttTimeout(MqttError):
+    """The broker did not answer (a SUBSCRIBE, a PUBACK) in the time given."""
+
+
 class MqttCodeError(MqttError):
     """The broker answered with a failure code (CONNACK, SUBACK, PUBACK, DISCONNECT)."""
 
@@ -506,7 +510,7 @@ class Session(asyncio.Protocol):
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError:
-            raise MqttError("Operation timed out") from None
+            raise MqttTimeout(f"no answer to a request within {timeout:g} s") from None
         finally:
             self._acks.pop(mid, None)
 
@@ -652,4 +656,4 @@ class Session(asyncio.Protocol):
             self._drain()
 
 
-__all__ = ["Message", "MqttCodeError", "MqttError", "Session", "Will"]
+__all__ = ["Message", "MqttCodeError", "MqttError", "MqttTimeout", "Session", "Will"]

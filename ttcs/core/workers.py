@@ -84,17 +84,15 @@ async def check_broker(settings: Settings, timeout: float = 10.0) -> None:
     """Connect to the broker with MQTT 5 and subscribe a shared filter: a broker that cannot
     (MQTT 3.1.1 only, shared subscriptions off) is refused before anything else starts."""
     from ..adapters.mqtt import MqttEndpoint
-    from ..adapters.mqtt_wire import SUBSCRIBE, UNSUBSCRIBE, MqttError, Session
+    from ..adapters.mqtt_wire import SUBSCRIBE, UNSUBSCRIBE, MqttError
 
     endpoint = MqttEndpoint.from_url(with_mqtt5(settings.mqtt_url))
     probe = f"$share/{settings.worker_group}/ttcs/v1/probe/{uuid.uuid4().hex}"
     try:
         async with asyncio.timeout(timeout):
-            session = await Session.open(
-                endpoint.host, endpoint.port, f"ttcs-probe-{uuid.uuid4().hex[:8]}",
-                on_message=lambda _: None, version=5, username=endpoint.username,
-                password=endpoint.password.get_secret_value() if endpoint.password else None,
-                tls=endpoint.tls_context(), timeout=timeout)
+            session = await endpoint.session(f"ttcs-probe-{uuid.uuid4().hex[:8]}",
+                                             on_message=lambda _: None, version=5,
+                                             timeout=timeout)
             try:
                 granted = await session.request(SUBSCRIBE, [(probe, 1)])
                 await session.request(UNSUBSCRIBE, [(probe, 0)])
@@ -105,10 +103,9 @@ async def check_broker(settings: Settings, timeout: float = 10.0) -> None:
             f"workers need an MQTT 5 broker with shared subscriptions; "
             f"{endpoint.display} refused an MQTT 5 connection ({exc or type(exc).__name__}). "
             "Use Mosquitto 2 (or EMQX, VerneMQ, HiveMQ) as TTCS_MQTT_URL") from None
-    codes = list(granted)
-    if not codes or any(c >= 0x80 for c in codes):
+    if not granted or any(c >= 0x80 for c in granted):
         raise ConfigError(f"the broker {endpoint.display} refused a shared subscription "
-                          f"(reason {codes}); enable shared subscriptions on it")
+                          f"(reason {granted}); enable shared subscriptions on it")
 
 
 # -- partitioning -----------------------------------------------------------------------------

@@ -102,8 +102,7 @@ class NativeSpeaker(SimulatedDevice):
             endpoint = dataclasses.replace(endpoint, username=endpoint.username or self.serial,
                                            password=SecretStr(self._password_override))
         will = Will(topic(self.serial, "conn"),
-                            Presence(online=False, reason="will").model_dump_json(),
-                            qos=1, retain=True)
+                    Presence(online=False, reason="will").model_dump_json(), qos=1, retain=True)
         self._conn = MqttConnection(endpoint, client_id=f"dev-{self.serial}", will=will,
                                     keepalive=max(5, int(self.heartbeat)),
                                     on_connect=self._on_connect, backoff=(0.2, 5.0))
@@ -174,9 +173,9 @@ class NativeSpeaker(SimulatedDevice):
     async def _on_command(self, message: Message) -> None:
         if self.has(Fault.HANG):
             return
-        raw = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+        raw = message.payload
         try:
-            command = parse_command(bytes(raw))
+            command = parse_command(raw)
         except (ValidationError, ValueError) as exc:
             reason = explain(exc) if isinstance(exc, ValidationError) else str(exc)
             self.truth.rejections.append(Rejection(utcnow(), "unparseable", None, "bad_request",

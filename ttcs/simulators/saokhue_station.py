@@ -188,7 +188,7 @@ class SaoKhueStation(SimulatedDevice):
             endpoint = dataclasses.replace(endpoint, username=endpoint.username or self.serial,
                                            password=SecretStr(self._password_override))
         will = Will(wire.up_topic(self.serial, "online"),
-                            wire.dumps(wire.Presence(on=0, ly_do="lwt")), qos=1, retain=True)
+                    wire.dumps(wire.Presence(on=0, ly_do="lwt")), qos=1, retain=True)
         self._conn = MqttConnection(endpoint, client_id=f"skr-{self.serial}", will=will,
                                     keepalive=int(max(5, min(120, self.heartbeat * 2))),
                                     clean_session=False, on_connect=self._on_connect,
@@ -310,7 +310,7 @@ class SaoKhueStation(SimulatedDevice):
     async def _on_command(self, message: Message) -> None:
         if self.has(Fault.HANG) or not self.powered:
             return
-        raw = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        raw = message.payload
         try:
             command = wire.DOWNLINK.validate_json(raw)
         except ValidationError as exc:

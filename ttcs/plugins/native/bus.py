@@ -99,13 +99,12 @@ class NativeBus:
         serial, leaf = parts[3], parts[4]
         if leaf == "cmd":
             return  # our own commands (or another hub's) echo back on the wildcard
-        payload = message.payload if isinstance(message.payload, bytes | bytearray) else (
-            str(message.payload or "").encode())
+        payload = message.payload
         if not payload:
             return  # a cleared retained message
         chan = self.channel(serial)
         try:
-            self._apply(chan, leaf, payload if isinstance(payload, bytes) else bytes(payload))
+            self._apply(chan, leaf, payload)
         except (ValidationError, ValueError, ProtocolError) as exc:
             chan.bad_payloads += 1
             if chan.bad_payloads == 1 or chan.bad_payloads % 100 == 0:

@@ -168,13 +168,12 @@ class StationBus:
         if len(parts) != 5:
             return
         serial, leaf = parts[3], parts[4]
-        payload = message.payload if isinstance(message.payload, bytes | bytearray) else (
-            str(message.payload or "").encode())
+        payload = message.payload
         if not payload:
             return  # a cleared retained message
         chan = self.channel(serial)
         try:
-            self._apply(chan, leaf, bytes(payload))
+            self._apply(chan, leaf, payload)
         except (ValidationError, ValueError, ProtocolError) as exc:
             chan.bad_payloads += 1
             if chan.bad_payloads == 1 or chan.bad_payloads % 100 == 0:
