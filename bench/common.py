@@ -59,7 +59,7 @@ def _publisher(port: int, topics: list[str], payloads: list[bytes], seconds: flo
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(connect_packet(f"load-{os.getpid()}", version=4, keepalive=0, clean=True,
                                 username=None, password=None, will=None))
-    connack = sock.recv(4)
+    connack = sock.recv(4, socket.MSG_WAITALL)  # CONNACK: 4 bytes
     if connack[:1] != b"\x20" or connack[3:4] != b"\x00":
         raise RuntimeError(f"broker refused the load generator: {connack!r}")
     packets = [publish_packet(check_topic(t), p, 0, False, 0, False)
